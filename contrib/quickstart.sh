@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# contrib/quickstart.sh - build Parley and run it on a private PostgreSQL.
+#
+# Run as root on a fresh Debian 12 machine (it installs what is missing), or as a
+# user who already has the packages. Everything it makes lives in ./var: the
+# database cluster, a self-signed certificate, the config (var/parley.xml) and
+# the logs. Run it again and it reuses them. Ctrl-C stops Parley and the
+# database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. contrib/lib.sh
+
+HOST=${PARLEY_HOST:-localhost}
+VAR=$PWD/var
+
+need_pkgs $PARLEY_BUILD_PKGS
+build_parley ""
+mkdir -p "$VAR"
+
+pg_start "$VAR/pg"
+trap 'say "stopping PostgreSQL"; pg_stop' EXIT
+pg_createdb parley
+CONNINFO="$PG_CONNINFO_BASE dbname=parley"
+
+make_cert "$VAR" "$HOST"
+# Rewritten when the template is newer or the database moved to another port.
+if [ ! -f "$VAR/parley.xml" ] || [ contrib/quickstart.xml.in -nt "$VAR/parley.xml" ] ||
+	! grep -qF "$CONNINFO" "$VAR/parley.xml"; then
+	say "writing $VAR/parley.xml"
+	sed -e "s|@HOST@|$HOST|g" -e "s|@VAR@|$VAR|g" -e "s|@CONNINFO@|$CONNINFO|g" \
+		-e "s|@MODULEDIR@|$PWD/modules/.libs|g" \
+		contrib/quickstart.xml.in >"$VAR/parley.xml"
+fi
+src/parleyd --check-config -c "$VAR/parley.xml" >/dev/null
+src/parleyctl -c "$VAR/parley.xml" db migrate
+
+cat <<INFO
+
+  Parley is starting for host $HOST.
+    config     $VAR/parley.xml
+    database   $CONNINFO
+    admin      src/parleyctl -c $VAR/parley.xml help
+  Ctrl-C stops it.
+
+INFO
+set +e
+src/parleyd -c "$VAR/parley.xml"

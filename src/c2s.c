@@ -1,0 +1,813 @@
+/*
+ * c2s.c - client-to-server streams (RFC 6120).
+ *
+ * One struct c2s per client connection, driven by two inputs: bytes from the
+ * connection (fed to the xmlstream parser) and answers from the database or a
+ * worker thread (SASL). The stream moves through
+ *
+ *	OPENING -> FEATURES (STARTTLS, SASL) -> restart -> BIND -> SESSION
+ *
+ * While an answer is outstanding the connection stops reading, so the next
+ * stanza keeps its place in the stream's order. The struct is refcounted: an
+ * outstanding query holds a reference, so a client that leaves meanwhile does not
+ * leave a dangling pointer behind.
+ */
+#include "c2s.h"
+
+#include <event2/buffer.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "jid.h"
+#include "listener.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "session.h"
+#include "stanza.h"
+#include "tls.h"
+#include "vhost.h"
+#include "xmlstream.h"
+
+enum c2s_state {
+	C2S_OPENING,		/* waiting for the client's stream header */
+	C2S_NEGOTIATING,	/* features sent: STARTTLS or SASL expected */
+	C2S_AUTHENTICATING,	/* a SASL exchange is under way */
+	C2S_BINDING,		/* authenticated, restarted: bind expected */
+	C2S_SESSION,		/* a resource is bound: stanzas flow */
+	C2S_CLOSED,		/* stream closed or errored; waiting for the flush */
+};
+
+struct c2s {
+	int refs;
+	enum c2s_state state;
+	struct conn *conn;
+	struct xmlstream *xs;
+	const struct config_listener *lcfg;
+	struct vhost *vh;		/* the host the client asked for */
+	char *user;			/* localpart once authenticated */
+	struct session *sess;		/* once bound */
+	struct auth *auth;		/* the SASL exchange under way */
+	bool counted_ip;		/* holds a slot in the per-address count */
+	bool authenticated;
+	bool waiting;			/* reading paused for an answer */
+	bool restart;			/* the parser must restart (after SASL success) */
+	bool feeding;			/* inside process_input: do not re-enter it */
+	bool pinged;			/* idle: a ping is out, waiting for any bytes */
+	bool freed_conn;
+	char id[24];			/* stream id */
+	struct c2s *prev, *next;	/* every open stream, for shutdown */
+};
+
+static struct c2s *all;
+static struct c2s_stats stats;
+
+static void c2s_unref(struct c2s *c);
+static void process_input(struct c2s *c);
+static void bounce(struct c2s *c, struct xml_node *st, const char *cond, const char *text);
+static void resume_input(struct c2s *c);
+
+const struct c2s_stats *c2s_stats(void) { return &stats; }
+
+/* ---- output ---- */
+
+static void send_raw(struct c2s *c, const char *s)
+{
+	if (c->conn && c->state != C2S_CLOSED)
+		conn_write(c->conn, s, strlen(s));
+}
+
+static void send_xml(struct c2s *c, const struct xml_node *n)
+{
+	if (c->conn && c->state != C2S_CLOSED)
+		conn_write_xml(c->conn, n, NS_CLIENT);
+}
+
+void c2s_send(struct c2s *c, const struct xml_node *stanza)
+{
+	if (c->state != C2S_SESSION)
+		return;
+	stats.stanzas_out++;
+	send_xml(c, stanza);
+}
+
+static void send_header(struct c2s *c, const char *from)
+{
+	char buf[512];
+	unsigned char rnd[9];
+	static const char hex[] = "0123456789abcdef";
+
+	RAND_bytes(rnd, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		c->id[2 * i] = hex[rnd[i] >> 4];
+		c->id[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	c->id[2 * sizeof(rnd)] = '\0';
+	snprintf(buf, sizeof(buf), "<?xml version='1.0'?><stream:stream xmlns='" NS_CLIENT
+		 "' xmlns:stream='" NS_STREAMS "' id='%s'%s%s%s version='1.0' xml:lang='en'>",
+		 c->id, from ? " from='" : "", from ? from : "", from ? "'" : "");
+	send_raw(c, buf);
+}
+
+/*
+ * A stream error closes the stream (RFC 6120 §4.9): if our header is not out
+ * yet it goes first, then the error, then </stream:stream>.
+ */
+void c2s_error(struct c2s *c, const char *condition, const char *text)
+{
+	struct xml_node *e;
+
+	if (c->state == C2S_CLOSED)
+		return;
+	if (c->state == C2S_OPENING)
+		send_header(c, c->vh ? vhost_name(c->vh) : NULL);
+	log_info("c2s", "%s%s%s: stream error <%s/>%s%s", conn_peer(c->conn),
+		 c->sess ? " " : "", c->sess ? session_jid(c->sess)->full : "", condition,
+		 text ? ": " : "", text ? text : "");
+	e = stanza_stream_error(condition, text);
+	if (e) {
+		send_xml(c, e);
+		xml_unref(e);
+	}
+	send_raw(c, "</stream:stream>");
+	c->state = C2S_CLOSED;
+	conn_close(c->conn);
+	/* The session ends with the stream, not when the last byte is flushed:
+	 * a replacing login must find the resource free. */
+	if (c->sess) {
+		sm_unbind(c->sess, condition);
+		c->sess = NULL;
+	}
+}
+
+const char *c2s_peer(const struct c2s *c) { return c->conn ? conn_peer(c->conn) : ""; }
+bool c2s_tls(const struct c2s *c) { return c->conn && conn_is_tls(c->conn); }
+
+/* ---- life cycle ---- */
+
+static void c2s_unbind(struct c2s *c, const char *reason)
+{
+	if (c->sess) {
+		sm_unbind(c->sess, reason);
+		c->sess = NULL;
+	}
+}
+
+static void c2s_unref(struct c2s *c)
+{
+	if (--c->refs > 0)
+		return;
+	free(c);
+}
+
+/* The connection is gone (or going): unlink, release, drop our reference. */
+static void c2s_finish(struct c2s *c, const char *reason)
+{
+	if (c->freed_conn)
+		return;
+	c->freed_conn = true;
+	c2s_unbind(c, reason);
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (all == c)
+		all = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	stats.open--;
+	if (c->authenticated)
+		stats.authenticated--;
+	if (c->counted_ip)
+		ip_release(conn_peer(c->conn));
+	auth_free(c->auth);
+	c->auth = NULL;
+	xmlstream_free(c->xs);
+	c->xs = NULL;
+	conn_free(c->conn);
+	c->conn = NULL;
+	free(c->user);
+	c->user = NULL;
+	c->state = C2S_CLOSED;
+	c2s_unref(c);
+}
+
+static void on_conn(struct conn *conn, void *arg, enum conn_event ev, const char *why)
+{
+	struct c2s *c = arg;
+
+	switch (ev) {
+	case CONN_READ:
+		if (c->pinged) {
+			c->pinged = false;
+			conn_set_timeout(conn, server.cfg->limits.idle_timeout);
+		}
+		process_input(c);
+		break;
+	case CONN_TLS_UP:
+		log_debug("c2s", "%s: TLS up (%s)", conn_peer(conn),
+			  SSL_get_version(conn_ssl(conn)));
+		resume_input(c);
+		break;
+	case CONN_TIMEOUT:
+		/* A silent client may just be idle: ask once (XEP-0199); any bytes
+		 * back reset this. A second silence means the connection is dead. */
+		if (c->state == C2S_SESSION && !c->pinged) {
+			char iq[256];
+
+			c->pinged = true;
+			snprintf(iq, sizeof(iq), "<iq type='get' id='parley-ping' from='%s' "
+				 "to='%s'><ping xmlns='urn:xmpp:ping'/></iq>", vhost_name(c->vh),
+				 session_jid(c->sess)->full);
+			send_raw(c, iq);
+			conn_set_timeout(c->conn, server.cfg->limits.idle_timeout < 60 ?
+					 server.cfg->limits.idle_timeout : 60);
+			break;
+		}
+		c2s_error(c, "connection-timeout", "no traffic for too long");
+		break;
+	case CONN_EOF:
+	case CONN_ERROR:
+		log_info("c2s", "%s%s%s: connection lost: %s", conn_peer(conn),
+			 c->sess ? " " : "", c->sess ? session_jid(c->sess)->full : "",
+			 why ? why : "");
+		c2s_finish(c, why ? why : "connection lost");
+		break;
+	case CONN_CLOSED:
+		c2s_finish(c, "stream closed");
+		break;
+	}
+}
+
+static void on_stream_open(void *arg, struct xml_node *header, const char *default_ns);
+static void on_stanza(void *arg, struct xml_node *stanza);
+static void on_stream_close(void *arg);
+static void on_stream_error(void *arg, enum xmlstream_error err, const char *text);
+
+static const struct xmlstream_callbacks stream_cbs = {
+	.open = on_stream_open,
+	.stanza = on_stanza,
+	.close = on_stream_close,
+	.error = on_stream_error,
+};
+
+void c2s_accept(evutil_socket_t fd, const struct sockaddr *sa,
+		const struct config_listener *l)
+{
+	struct c2s *c = calloc(1, sizeof(*c));
+	struct xmlstream_limits lim = {
+		.max_stanza = server.cfg->limits.stanza_size,
+		.max_depth = server.cfg->limits.depth,
+		.max_attrs = server.cfg->limits.attributes,
+	};
+
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->refs = 1;
+	c->lcfg = l;
+	c->conn = conn_new(fd, sa, l->tls == TLS_DIRECT, on_conn, c);
+	if (!c->conn) {
+		free(c);
+		return;
+	}
+	c->xs = xmlstream_new(&lim, &stream_cbs, c);
+	c->next = all;
+	if (all)
+		all->prev = c;
+	all = c;
+	stats.open++;
+	stats.connections++;
+	if (!c->xs) {
+		c2s_error(c, "internal-server-error", NULL);
+		return;
+	}
+	conn_set_timeout(c->conn, server.cfg->limits.idle_timeout);
+	if (!ip_acquire(conn_peer(c->conn))) {
+		c2s_error(c, "policy-violation", "too many connections from your address");
+		return;
+	}
+	c->counted_ip = true;
+	log_debug("c2s", "%s: connected (%s)", conn_peer(c->conn),
+		  l->tls == TLS_DIRECT ? "direct TLS" : "plain");
+}
+
+void c2s_shutdown_all(void)
+{
+	for (struct c2s *c = all; c; c = c->next)
+		c2s_error(c, "system-shutdown", "the server is shutting down");
+}
+
+void c2s_free_all(void)
+{
+	while (all) {
+		struct c2s *c = all;
+
+		c->refs = 1;	/* the loop is gone: nothing else will drop its ref */
+		c2s_finish(c, "server stopped");
+	}
+}
+
+/* ---- input ---- */
+
+/*
+ * Feeds what the connection has buffered to the parser, chunk by chunk, until it
+ * is all consumed, the stream stops (a restart, an answer to wait for) or dies.
+ */
+static void process_input(struct c2s *c)
+{
+	struct evbuffer *in;
+
+	if (c->feeding)
+		return;
+	c->refs++;	/* callbacks below may finish the stream */
+	c->feeding = true;
+	while (c->conn && c->state != C2S_CLOSED && !c->waiting) {
+		struct evbuffer_iovec v;
+		ssize_t used;
+
+		if (c->restart) {
+			c->restart = false;
+			if (xmlstream_reset(c->xs) < 0) {
+				c2s_error(c, "internal-server-error", NULL);
+				break;
+			}
+		}
+		in = conn_input(c->conn);
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			break;
+		used = xmlstream_feed(c->xs, v.iov_base, v.iov_len);
+		if (used < 0 || !c->conn)
+			break;
+		evbuffer_drain(in, (size_t)used);
+	}
+	c->feeding = false;
+	c2s_unref(c);
+}
+
+static void wait_for_answer(struct c2s *c)
+{
+	c->waiting = true;
+	xmlstream_stop(c->xs);
+	conn_pause(c->conn, true);
+}
+
+/* The answer is in: read on. Inside process_input (a synchronous answer) the
+ * loop there simply continues. */
+static void resume_input(struct c2s *c)
+{
+	c->waiting = false;
+	if (c->conn && c->state != C2S_CLOSED) {
+		conn_pause(c->conn, false);
+		process_input(c);
+	}
+}
+
+static void on_stream_error(void *arg, enum xmlstream_error err, const char *text)
+{
+	c2s_error(arg, xmlstream_error_condition(err), text);
+}
+
+static void on_stream_close(void *arg)
+{
+	struct c2s *c = arg;
+
+	log_debug("c2s", "%s: the client closed the stream", conn_peer(c->conn));
+	if (c->state == C2S_CLOSED)
+		return;
+	send_raw(c, "</stream:stream>");
+	c->state = C2S_CLOSED;
+	conn_close(c->conn);
+}
+
+/* ---- features ---- */
+
+static bool tls_required(const struct c2s *c)
+{
+	return c->lcfg->tls == TLS_STARTTLS && !conn_is_tls(c->conn);
+}
+
+static void send_features(struct c2s *c)
+{
+	struct xml_node *f = xml_new("features", NS_STREAMS), *n;
+
+	if (!f) {
+		c2s_error(c, "internal-server-error", NULL);
+		return;
+	}
+	if (!c->authenticated) {
+		if (!conn_is_tls(c->conn) && tls_available() &&
+		    (c->lcfg->tls == TLS_STARTTLS || c->lcfg->tls == TLS_OPTIONAL)) {
+			n = xml_add_child(f, "starttls", NS_TLS);
+			if (n && c->lcfg->tls == TLS_STARTTLS)
+				xml_add_child(n, "required", NULL);
+		}
+		/* With STARTTLS required, SASL is offered only after it (§5.3.1). */
+		if (!tls_required(c)) {
+			struct hook_args a = { .result = f, .preauth = true };
+
+			auth_add_mechanisms(f, conn_ssl(c->conn), c->lcfg->tls);
+			hooks_run(vhost_name(c->vh), HOOK_STREAM_FEATURES, &a);
+		}
+	} else {
+		xml_add_child(f, "bind", NS_BIND);
+		n = xml_add_child(f, "session", NS_SESSION);
+		if (n)
+			xml_add_child(n, "optional", NULL);
+		struct hook_args a = { .result = f };
+		hooks_run(vhost_name(c->vh), HOOK_STREAM_FEATURES, &a);
+	}
+	send_xml(c, f);
+	xml_unref(f);
+}
+
+static void on_stream_open(void *arg, struct xml_node *header, const char *default_ns)
+{
+	struct c2s *c = arg;
+	const char *to = xml_attr(header, "to");
+	const char *version = xml_attr(header, "version");
+	char host[JID_PART_MAX + 1];
+	const char *err = NULL;
+	struct vhost *vh = NULL;
+
+	if (to && jid_nameprep(to, host, sizeof(host), &err) == 0)
+		vh = vhost_find(host);
+	if (!c->vh)
+		c->vh = vh;
+	xml_unref(header);
+	if (!default_ns || strcmp(default_ns, NS_CLIENT) != 0) {
+		c2s_error(c, "invalid-namespace", "the stream's default namespace must be "
+			  NS_CLIENT);
+		return;
+	}
+	if (!vh || vh != c->vh) {
+		c->vh = NULL;
+		c2s_error(c, "host-unknown", to ? "this server does not serve that host"
+			  : "the stream header has no 'to'");
+		return;
+	}
+	send_header(c, vhost_name(c->vh));
+	/* RFC 6120 §4.7.5: major version 1 or the stream cannot continue. */
+	if (!version || strncmp(version, "1.", 2) != 0) {
+		c2s_error(c, "unsupported-version", "this server speaks XMPP 1.0");
+		return;
+	}
+	c->state = c->authenticated ? C2S_BINDING : C2S_NEGOTIATING;
+	send_features(c);
+}
+
+/* ---- negotiation: STARTTLS and SASL ---- */
+
+static void handle_starttls(struct c2s *c, struct xml_node *st)
+{
+	if (conn_is_tls(c->conn) || c->lcfg->tls == TLS_NONE || !tls_available()) {
+		send_raw(c, "<failure xmlns='" NS_TLS "'/>");
+		send_raw(c, "</stream:stream>");
+		c->state = C2S_CLOSED;
+		conn_close(c->conn);
+		return;
+	}
+	send_raw(c, "<proceed xmlns='" NS_TLS "'/>");
+	/* The client starts the handshake now: a new stream follows inside TLS.
+	 * Nothing more is parsed until then; plaintext after <starttls/> is dropped
+	 * by the connection. */
+	c->restart = true;
+	c->state = C2S_OPENING;
+	c->waiting = true;
+	xmlstream_stop(c->xs);
+	if (conn_starttls(c->conn) < 0)
+		c2s_error(c, "internal-server-error", "cannot start TLS");
+}
+
+/* auth.c calls back here with the outcome of each SASL step. */
+static void on_auth(void *arg, enum auth_result r, const char *payload_xml,
+		    const char *user)
+{
+	struct c2s *c = arg;
+
+	/* The auth belongs to this stream and is freed with it, so c is alive. */
+	switch (r) {
+	case AUTH_CONTINUE:
+		send_raw(c, payload_xml);
+		break;
+	case AUTH_SUCCESS:
+		send_raw(c, payload_xml);
+		c->user = strdup(user);
+		c->authenticated = true;
+		stats.authenticated++;
+		auth_free(c->auth);
+		c->auth = NULL;
+		log_info("c2s", "%s: authenticated as %s@%s", conn_peer(c->conn), user,
+			 vhost_name(c->vh));
+		/* RFC 6120 §6.4.6: the client restarts the stream now. */
+		c->restart = true;
+		c->state = C2S_OPENING;
+		break;
+	case AUTH_FAILURE:
+		stats.auth_failures++;
+		send_raw(c, payload_xml);
+		auth_free(c->auth);
+		c->auth = NULL;
+		c->state = C2S_NEGOTIATING;
+		break;
+	case AUTH_REFUSED:
+		stats.auth_failures++;
+		send_raw(c, payload_xml);
+		auth_free(c->auth);
+		c->auth = NULL;
+		c2s_error(c, "policy-violation", "too many failed authentication attempts "
+			  "from your address");
+		break;
+	}
+	resume_input(c);
+}
+
+static void handle_sasl(struct c2s *c, struct xml_node *st)
+{
+	int rc;
+
+	if (tls_required(c)) {
+		send_raw(c, "<failure xmlns='" NS_SASL "'><encryption-required/></failure>");
+		return;
+	}
+	if (strcmp(st->name, "auth") == 0) {
+		if (c->auth) {
+			/* RFC 6120 §6.4.3: a new <auth/> while one is under way aborts it. */
+			auth_free(c->auth);
+			c->auth = NULL;
+		}
+		c->auth = auth_new(vhost_name(c->vh), conn_peer(c->conn), conn_ssl(c->conn),
+				   c->lcfg->tls);
+		if (!c->auth) {
+			c2s_error(c, "internal-server-error", NULL);
+			return;
+		}
+		c->state = C2S_AUTHENTICATING;
+	} else if (!c->auth) {
+		send_raw(c, "<failure xmlns='" NS_SASL "'><malformed-request/>"
+			 "<text xml:lang='en'>no authentication is under way</text></failure>");
+		return;
+	}
+	wait_for_answer(c);
+	rc = auth_step(c->auth, st, on_auth, c);
+	if (rc < 0) {
+		c->waiting = false;
+		conn_pause(c->conn, false);
+		c2s_error(c, "internal-server-error", NULL);
+	}
+}
+
+/* ---- in-band registration before authentication (XEP-0077) ---- */
+
+static void unbound_send(void *ctx, struct xml_node *answer)
+{
+	struct c2s *c = ctx;
+
+	if (c->conn && c->state != C2S_CLOSED && !c->authenticated)
+		send_xml(c, answer);
+	xml_unref(answer);
+}
+
+static void unbound_release(void *ctx)
+{
+	c2s_unref(ctx);
+}
+
+static void handle_unbound_iq(struct c2s *c, struct xml_node *st)
+{
+	const char *type = xml_attr(st, "type");
+	struct iq_origin origin = {
+		.send = unbound_send, .release = unbound_release, .ctx = c,
+		.address = conn_peer(c->conn),
+	};
+	struct jid *host = jid_make(NULL, vhost_name(c->vh), NULL, NULL);
+
+	if (!host || !type || (strcmp(type, "get") && strcmp(type, "set"))) {
+		jid_free(host);
+		return;	/* results and errors from an unbound client: nothing to do */
+	}
+	c->refs++;	/* held by the IQ until it is answered */
+	if (iq_dispatch_unbound(c->vh, st, host, &origin) < 0) {
+		c->refs--;
+		bounce(c, st, "service-unavailable", "in-band registration is not enabled");
+	}
+	jid_free(host);
+}
+
+/* ---- binding ---- */
+
+static void handle_bind(struct c2s *c, struct xml_node *iq, struct xml_node *bind)
+{
+	char *res = xml_child_text(bind, "resource", NS_BIND);
+	char rnd[17];
+	struct jid *full;
+	const char *err = NULL;
+	struct xml_node *reply, *b, *j;
+
+	if (!res || !*res) {
+		unsigned char r[8];
+
+		free(res);
+		RAND_bytes(r, sizeof(r));
+		for (size_t i = 0; i < sizeof(r); i++)
+			snprintf(rnd + 2 * i, 3, "%02x", r[i]);
+		res = strdup(rnd);
+	}
+	full = res ? jid_make(c->user, vhost_name(c->vh), res, &err) : NULL;
+	free(res);
+	if (!full) {
+		reply = stanza_error_reply(iq, "modify", "bad-request",
+					   err ? err : "the resource is not valid");
+		if (reply) {
+			xml_attr_set(reply, "from", NULL);
+			send_xml(c, reply);
+			xml_unref(reply);
+		}
+		return;
+	}
+	c->sess = sm_bind(c, full);
+	if (!c->sess) {
+		jid_free(full);
+		c2s_error(c, "internal-server-error", NULL);
+		return;
+	}
+	c->state = C2S_SESSION;
+	reply = xml_new("iq", NS_CLIENT);
+	b = reply ? xml_add_child(reply, "bind", NS_BIND) : NULL;
+	j = b ? xml_add_child(b, "jid", NULL) : NULL;
+	if (j) {
+		xml_attr_set(reply, "type", "result");
+		xml_attr_set(reply, "id", xml_attr(iq, "id"));
+		xml_add_text(j, full->full, strlen(full->full));
+		send_xml(c, reply);
+	}
+	xml_unref(reply);
+	log_info("c2s", "%s: bound %s", conn_peer(c->conn), full->full);
+	jid_free(full);
+	struct hook_args a = { .sess = c->sess, .from = session_jid(c->sess) };
+	hooks_run(vhost_name(c->vh), HOOK_SESSION_BOUND, &a);
+}
+
+/* ---- stanzas of a bound session ---- */
+
+/* RFC 6120 §8.1.2.1: the server stamps 'from'; a client may give its own full
+ * or bare JID, anything else is <invalid-from/>. */
+static int stamp_from(struct c2s *c, struct xml_node *st)
+{
+	const struct jid *me = session_jid(c->sess);
+	const char *from = xml_attr(st, "from");
+
+	if (from) {
+		struct jid *j = jid_new(from, NULL);
+		bool ok = j && jid_bare_eq(j, me) && (!j->resource || jid_eq(j, me));
+
+		jid_free(j);
+		if (!ok) {
+			c2s_error(c, "invalid-from", "the 'from' is not your address");
+			return -1;
+		}
+	}
+	xml_attr_set(st, "from", me->full);
+	return 0;
+}
+
+static void bounce(struct c2s *c, struct xml_node *st, const char *cond, const char *text)
+{
+	const char *type = xml_attr(st, "type");
+	struct xml_node *r;
+
+	if (type && strcmp(type, "error") == 0)
+		return;	/* never answer an error with an error */
+	r = stanza_error_reply(st, NULL, cond, text);
+	if (r) {
+		send_xml(c, r);
+		xml_unref(r);
+	}
+}
+
+static void handle_session_stanza(struct c2s *c, struct xml_node *st)
+{
+	enum stanza_kind kind = stanza_kind(st);
+	const struct jid *me = session_jid(c->sess);
+	const char *to = xml_attr(st, "to");
+	struct jid *toj = NULL;
+	const char *err = NULL;
+
+	if (kind == STANZA_OTHER) {
+		struct hook_args a = { .sess = c->sess, .stanza = st, .from = me };
+
+		if (hooks_run(vhost_name(c->vh), HOOK_C2S_ELEMENT, &a) != HOOK_STOP)
+			c2s_error(c, "unsupported-stanza-type", "this element is not a stanza "
+				  "the server knows");
+		return;
+	}
+	if (stamp_from(c, st) < 0)
+		return;
+	if (to) {
+		toj = jid_new(to, &err);
+		if (!toj) {
+			bounce(c, st, "jid-malformed", err);
+			return;
+		}
+		xml_attr_set(st, "to", toj->full);	/* the prepared form */
+	}
+	if (kind == STANZA_IQ) {
+		const char *type = xml_attr(st, "type");
+		struct xml_node *payload = xml_child(st, NULL, NULL);
+
+		if (!xml_attr(st, "id") || !type || (strcmp(type, "get") && strcmp(type, "set")
+		    && strcmp(type, "result") && strcmp(type, "error"))) {
+			bounce(c, st, "bad-request", "an IQ needs an id and a valid type");
+			goto out;
+		}
+		if ((!strcmp(type, "get") || !strcmp(type, "set")) && (!payload ||
+		    xml_next(payload, NULL, NULL))) {
+			bounce(c, st, "bad-request", "an IQ get or set has exactly one child");
+			goto out;
+		}
+		if (payload && !toj && !strcmp(type, "set") && payload->ns &&
+		    !strcmp(payload->ns, NS_SESSION)) {
+			/* RFC 3921 legacy session establishment: a no-op today. */
+			struct xml_node *r = stanza_iq_result(st, NULL);
+
+			if (r) {
+				xml_attr_set(r, "from", NULL);
+				send_xml(c, r);
+				xml_unref(r);
+			}
+			goto out;
+		}
+	}
+	stats.stanzas_in++;
+	struct hook_args a = { .sess = c->sess, .stanza = st, .from = me, .to = toj };
+	if (hooks_run(vhost_name(c->vh), HOOK_USER_SEND, &a) == HOOK_STOP)
+		goto out;
+	if (!toj) {
+		if (kind == STANZA_PRESENCE) {
+			/* Broadcast presence: the session's state; mod_presence fans out. */
+			session_set_presence(c->sess, xml_ref(st));
+			goto out;
+		}
+		/* RFC 6120 §10.3: no 'to' means the account itself. */
+		char *bare = jid_bare_str(me);
+		xml_attr_set(st, "to", bare);
+		free(bare);
+	}
+	router_route(xml_ref(st));
+out:
+	jid_free(toj);
+}
+
+static void on_stanza(void *arg, struct xml_node *st)
+{
+	struct c2s *c = arg;
+	bool is_client = st->ns && strcmp(st->ns, NS_CLIENT) == 0;
+
+	switch (c->state) {
+	case C2S_NEGOTIATING:
+	case C2S_AUTHENTICATING:
+		if (st->ns && strcmp(st->ns, NS_TLS) == 0 && strcmp(st->name, "starttls") == 0
+		    && c->state == C2S_NEGOTIATING)
+			handle_starttls(c, st);
+		else if (st->ns && strcmp(st->ns, NS_SASL) == 0)
+			handle_sasl(c, st);
+		else if (is_client && c->state == C2S_NEGOTIATING && !tls_required(c) &&
+			 stanza_kind(st) == STANZA_IQ && xml_child(st, "query", NS_REGISTER))
+			handle_unbound_iq(c, st);
+		else
+			c2s_error(c, "not-authorized", "authenticate first");
+		break;
+	case C2S_BINDING:
+		if (is_client && stanza_kind(st) == STANZA_IQ) {
+			struct xml_node *b = xml_child(st, "bind", NS_BIND);
+			const char *type = xml_attr(st, "type");
+
+			if (b && type && strcmp(type, "set") == 0) {
+				handle_bind(c, st, b);
+				break;
+			}
+			bounce(c, st, "not-allowed", "bind a resource first");
+			break;
+		}
+		c2s_error(c, "not-authorized", "bind a resource first");
+		break;
+	case C2S_SESSION:
+		if (!is_client && stanza_kind(st) == STANZA_OTHER && !(st->ns &&
+		    strcmp(st->ns, NS_CLIENT) == 0)) {
+			handle_session_stanza(c, st);	/* extension elements (XEP-0198) */
+			break;
+		}
+		if (stanza_kind(st) == STANZA_OTHER) {
+			c2s_error(c, "unsupported-stanza-type", NULL);
+			break;
+		}
+		handle_session_stanza(c, st);
+		break;
+	default:
+		break;
+	}
+	xml_unref(st);
+}

@@ -1,0 +1,110 @@
+/*
+ * config.h - the XML config file, parsed into typed, validated structs.
+ *
+ * config_load() reads the whole file, checks every element, attribute and value,
+ * and returns either a config or the list of every problem, each as
+ * "FILE:LINE: message". Unknown elements and attributes, bad values, missing
+ * files (certificates) and duplicate hosts are errors, never warnings: a typo in
+ * a config must not silently change what the server does.
+ *
+ * Module options are kept as (name, value, line) triples here; the module system
+ * checks them against each module's option table when it loads the module.
+ */
+#ifndef PARLEY_CONFIG_H
+#define PARLEY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+
+enum listener_type { LISTEN_C2S, LISTEN_S2S, LISTEN_HTTP, LISTEN_COMPONENT };
+
+enum tls_mode {
+	TLS_NONE,	/* plain text only (loopback tests, behind a TLS proxy) */
+	TLS_STARTTLS,	/* STARTTLS offered and required before authentication */
+	TLS_OPTIONAL,	/* STARTTLS offered, plain authentication allowed */
+	TLS_DIRECT,	/* TLS from the first byte (XEP-0368, HTTPS) */
+};
+
+struct config_listener {
+	enum listener_type type;
+	char *address;		/* "::", "0.0.0.0", "127.0.0.1", ... */
+	unsigned port;
+	enum tls_mode tls;
+	char *secret;		/* component listeners: the shared secret */
+	unsigned line;
+};
+
+struct config_option {
+	char *name;
+	char *value;
+	unsigned line;
+};
+
+struct config_module {
+	char *name;
+	struct config_option *options;
+	size_t noptions;
+	unsigned line;
+};
+
+struct config_host {
+	char *name;		/* prepared (nameprep'd) domain */
+	char *cert, *key;	/* PEM files; NULL: the global certificate */
+	struct config_module *modules;
+	size_t nmodules;
+	unsigned line;
+};
+
+struct config_limits {
+	size_t stanza_size;		/* bytes of one stanza */
+	unsigned depth;			/* element nesting inside a stanza */
+	unsigned attributes;		/* attributes per element */
+	unsigned connections_per_ip;
+	unsigned idle_timeout;		/* seconds without a byte before a ping/close */
+	unsigned auth_attempts;		/* failed logins per address and minute */
+	unsigned offline_queue;		/* messages stored per offline user */
+	unsigned retention_days;	/* offline/archive retention */
+};
+
+struct config {
+	char *path;
+	/* <log> */
+	enum log_level log_level;
+	char *log_file;			/* NULL: stderr */
+	/* <control> */
+	char *ctl_socket;
+	/* <modules> */
+	char *module_dir;
+	/* <tls> */
+	char *cert, *key;		/* default certificate for hosts without one */
+	char *ciphers;			/* TLS 1.2 cipher list */
+	/* <database> */
+	char *db_conninfo;
+	unsigned db_pool;
+	/* <limits> */
+	struct config_limits limits;
+	struct config_listener *listeners;
+	size_t nlisteners;
+	struct config_host *hosts;
+	size_t nhosts;
+};
+
+/* Collected problems, each a malloc'd "FILE:LINE: message". */
+struct config_errors {
+	char **msgs;
+	size_t count;
+};
+
+/* Returns the config, or NULL with every problem in errs (which the caller
+ * frees with config_errors_free). */
+struct config *config_load(const char *path, struct config_errors *errs);
+void config_free(struct config *cfg);
+void config_errors_free(struct config_errors *errs);
+
+const struct config_host *config_host_find(const struct config *cfg, const char *name);
+const char *config_listener_type_name(enum listener_type t);
+const char *config_tls_mode_name(enum tls_mode m);
+
+#endif

@@ -1,0 +1,333 @@
+/*
+ * ctl.c - the control socket parleyctl talks to: status, stats, sessions, kick,
+ * reload. (Account management goes straight to the database from parleyctl, so
+ * it works with the daemon down.)
+ */
+#include "ctl.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "c2s.h"
+#include "db.h"
+#include "jid.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "session.h"
+#include "vhost.h"
+
+static struct evconnlistener *ctl_lev;
+static char *ctl_path;
+
+struct out {
+	struct evbuffer *b;
+	bool json;
+	bool first;	/* no element written yet in the current JSON list */
+};
+
+static void json_str(struct evbuffer *b, const char *s)
+{
+	evbuffer_add(b, "\"", 1);
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			evbuffer_add_printf(b, "\\%c", ch);
+		else if (ch < 0x20)
+			evbuffer_add_printf(b, "\\u%04x", ch);
+		else
+			evbuffer_add(b, s, 1);
+	}
+	evbuffer_add(b, "\"", 1);
+}
+
+/* Resident memory from /proc (kB), the cheapest honest figure. */
+static long rss_kb(void)
+{
+	FILE *fp = fopen("/proc/self/statm", "r");
+	long pages = 0, rss = 0;
+
+	if (!fp)
+		return -1;
+	if (fscanf(fp, "%ld %ld", &pages, &rss) != 2)
+		rss = -1;
+	fclose(fp);
+	return rss < 0 ? -1 : rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static int cmd_status(struct out *o, int argc, char **argv)
+{
+	long up = (long)(time(NULL) - server.started);
+
+	if (o->json) {
+		evbuffer_add_printf(o->b, "{\"ok\":true,\"version\":\"%s\",\"pid\":%ld,"
+				    "\"uptime\":%ld,\"hosts\":[", PACKAGE_VERSION,
+				    (long)getpid(), up);
+		for (size_t i = 0; i < vhost_count(); i++) {
+			if (i)
+				evbuffer_add(o->b, ",", 1);
+			json_str(o->b, vhost_name(vhost_at(i)));
+		}
+		evbuffer_add_printf(o->b, "],\"sessions\":%zu,\"db_connected\":%u}\n",
+				    sm_count(), db_connected(server.db));
+		return 0;
+	}
+	evbuffer_add_printf(o->b, "parleyd %s running, pid %ld, up %ldd %02ld:%02ld:%02ld\n",
+			    PACKAGE_VERSION, (long)getpid(), up / 86400, up / 3600 % 24,
+			    up / 60 % 60, up % 60);
+	evbuffer_add_printf(o->b, "hosts:     ");
+	for (size_t i = 0; i < vhost_count(); i++)
+		evbuffer_add_printf(o->b, "%s%s", i ? ", " : "", vhost_name(vhost_at(i)));
+	evbuffer_add_printf(o->b, "\nsessions:  %zu\ndatabase:  %u of %u connections up\n",
+			    sm_count(), db_connected(server.db), server.cfg->db_pool);
+	return 0;
+}
+
+static int cmd_stats(struct out *o, int argc, char **argv)
+{
+	const struct c2s_stats *c = c2s_stats();
+	const struct router_stats *r = router_stats();
+	long up = (long)(time(NULL) - server.started);
+	long rss = rss_kb();
+
+	if (o->json) {
+		evbuffer_add_printf(o->b, "{\"ok\":true,\"uptime\":%ld,\"connections_open\":%u,"
+			"\"connections_total\":%llu,\"sessions\":%zu,\"authenticated\":%u,"
+			"\"stanzas_in\":%llu,\"stanzas_out\":%llu,\"routed\":%llu,"
+			"\"routing_errors\":%llu,\"auth_failures\":%llu,\"db_pending\":%u,"
+			"\"rss_kb\":%ld}\n", up, c->open, c->connections, sm_count(),
+			c->authenticated, c->stanzas_in, c->stanzas_out, r->routed, r->errors,
+			c->auth_failures, db_pending(server.db), rss);
+		return 0;
+	}
+	evbuffer_add_printf(o->b,
+		"uptime            %ld s\n"
+		"connections       %u open, %llu since start\n"
+		"sessions          %zu bound, %u authenticated streams\n"
+		"stanzas           %llu in, %llu out, %llu routed, %llu answered with errors\n"
+		"auth failures     %llu\n"
+		"database          %u queries pending\n"
+		"memory            %ld kB resident\n",
+		up, c->open, c->connections, sm_count(), c->authenticated, c->stanzas_in,
+		c->stanzas_out, r->routed, r->errors, c->auth_failures, db_pending(server.db),
+		rss);
+	return 0;
+}
+
+static void list_session(struct session *s, void *arg)
+{
+	struct out *o = arg;
+	long age = (long)(time(NULL) - session_started(s));
+
+	if (o->json) {
+		evbuffer_add_printf(o->b, "%s{\"jid\":", o->first ? "" : ",");
+		json_str(o->b, session_jid(s)->full);
+		evbuffer_add_printf(o->b, ",\"address\":");
+		json_str(o->b, session_address(s));
+		evbuffer_add_printf(o->b, ",\"tls\":%s,\"priority\":%d,\"available\":%s,"
+				    "\"seconds\":%ld}", session_tls(s) ? "true" : "false",
+				    session_priority(s), session_available(s) ? "true" : "false",
+				    age);
+	} else {
+		evbuffer_add_printf(o->b, "%-40s %-20s %-4s %4d %-9s %lds\n",
+				    session_jid(s)->full, session_address(s),
+				    session_tls(s) ? "tls" : "-", session_priority(s),
+				    session_available(s) ? "available" : "-", age);
+	}
+	o->first = false;
+}
+
+static int cmd_sessions(struct out *o, int argc, char **argv)
+{
+	const char *host = argc > 0 ? argv[0] : NULL;
+
+	if (host && !vhost_find(host)) {
+		evbuffer_add_printf(o->b, o->json ? "{\"ok\":false,\"error\":\"unknown host\"}\n"
+				    : "unknown host %s\n", host);
+		return -1;
+	}
+	o->first = true;
+	if (o->json)
+		evbuffer_add_printf(o->b, "{\"ok\":true,\"sessions\":[");
+	else
+		evbuffer_add_printf(o->b, "%-40s %-20s %-4s %4s %-9s %s\n", "JID", "ADDRESS",
+				    "TLS", "PRIO", "PRESENCE", "AGE");
+	sm_foreach(host, list_session, o);
+	if (o->json)
+		evbuffer_add_printf(o->b, "],\"count\":%zu}\n", sm_count());
+	return 0;
+}
+
+static int cmd_kick(struct out *o, int argc, char **argv)
+{
+	struct session *list[64];
+	struct jid *j;
+	size_t n = 0;
+	const char *reason = argc > 1 ? argv[1] : "kicked by the administrator";
+
+	if (argc < 1 || !(j = jid_new(argv[0], NULL))) {
+		evbuffer_add_printf(o->b, o->json ? "{\"ok\":false,\"error\":\"not a JID\"}\n"
+				    : "not a valid JID\n");
+		return -1;
+	}
+	if (j->resource) {
+		struct session *s = sm_find(j);
+
+		if (s)
+			list[n++] = s;
+	} else {
+		n = sm_user_sessions(j, list, 64);
+		if (n > 64)
+			n = 64;
+	}
+	/* Collected first: closing a session unbinds it from the lists. */
+	for (size_t i = 0; i < n; i++)
+		session_close(list[i], "policy-violation", reason);
+	if (o->json)
+		evbuffer_add_printf(o->b, "{\"ok\":%s,\"kicked\":%zu}\n", n ? "true" : "false",
+				    n);
+	else if (n)
+		evbuffer_add_printf(o->b, "kicked %zu session%s of %s\n", n, n == 1 ? "" : "s",
+				    j->full);
+	else
+		evbuffer_add_printf(o->b, "no session of %s\n", j->full);
+	jid_free(j);
+	return n ? 0 : -1;
+}
+
+static int cmd_reload(struct out *o, int argc, char **argv)
+{
+	raise(SIGHUP);	/* one reload path, whether by signal or by parleyctl */
+	evbuffer_add_printf(o->b, o->json ? "{\"ok\":true}\n" : "reload requested\n");
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct out *o, int argc, char **argv);
+} commands[] = {
+	{ "status", cmd_status }, { "stats", cmd_stats }, { "sessions", cmd_sessions },
+	{ "kick", cmd_kick }, { "reload", cmd_reload },
+};
+
+static void ctl_done(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_free(bev);
+}
+
+static void ctl_event(struct bufferevent *bev, short what, void *arg)
+{
+	bufferevent_free(bev);
+}
+
+static void ctl_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *body = evbuffer_new();
+	size_t len;
+	char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
+	char *argv[CTL_ARGS_MAX + 2], *save = NULL, *tok;
+	int argc = 0, rc = -1;
+	struct out o = { .b = body };
+
+	if (!line) {
+		if (evbuffer_get_length(in) > CTL_LINE_MAX)
+			bufferevent_free(bev);
+		evbuffer_free(body);
+		return;
+	}
+	for (tok = strtok_r(line, "\t", &save); tok && argc < CTL_ARGS_MAX + 2;
+	     tok = strtok_r(NULL, "\t", &save))
+		argv[argc++] = tok;
+	if (argc >= 2) {
+		o.json = strcmp(argv[0], "json") == 0;
+		for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
+			if (strcmp(commands[i].name, argv[1]) == 0)
+				rc = commands[i].fn(&o, argc - 2, argv + 2);
+		if (rc < 0 && evbuffer_get_length(body) == 0)
+			evbuffer_add_printf(body, o.json ? "{\"ok\":false,\"error\":"
+					    "\"unknown command\"}\n" : "unknown command\n");
+		log_info("ctl", "%s: %s", argv[1], rc < 0 ? "failed" : "done");
+	}
+	bufferevent_write(bev, rc < 0 ? "ERR\n" : "OK\n", 3);
+	bufferevent_write_buffer(bev, body);
+	evbuffer_free(body);
+	free(line);
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, ctl_done, ctl_event, NULL);
+}
+
+static void ctl_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+		       int len, void *arg)
+{
+	struct bufferevent *bev = bufferevent_socket_new(server.base, fd,
+							 BEV_OPT_CLOSE_ON_FREE);
+	struct timeval tv = { 10, 0 };
+
+	if (!bev) {
+		evutil_closesocket(fd);
+		return;
+	}
+	bufferevent_setcb(bev, ctl_read, NULL, ctl_event, NULL);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ);
+}
+
+int ctl_start(const struct config *cfg)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	mode_t old;
+	int probe;
+
+	if (!cfg->ctl_socket)
+		return 0;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", cfg->ctl_socket);
+	/* A socket file left by a crash is removed; one a live daemon answers on
+	 * means another parleyd uses this config. */
+	probe = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		close(probe);
+		log_error("ctl", "%s: another parleyd is listening there", cfg->ctl_socket);
+		return -1;
+	}
+	if (probe >= 0)
+		close(probe);
+	unlink(cfg->ctl_socket);
+	old = umask(0077);
+	ctl_lev = evconnlistener_new_bind(server.base, ctl_accept, NULL,
+					  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+					  (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (!ctl_lev) {
+		log_error("ctl", "cannot listen on %s: %s", cfg->ctl_socket, strerror(errno));
+		return -1;
+	}
+	chmod(cfg->ctl_socket, 0600);
+	ctl_path = strdup(cfg->ctl_socket);
+	log_info("ctl", "control socket %s", cfg->ctl_socket);
+	return 0;
+}
+
+void ctl_stop(void)
+{
+	if (ctl_lev)
+		evconnlistener_free(ctl_lev);
+	ctl_lev = NULL;
+	if (ctl_path)
+		unlink(ctl_path);
+	free(ctl_path);
+	ctl_path = NULL;
+}

@@ -1,0 +1,638 @@
+/*
+ * parleyctl.c - the admin tool.
+ *
+ * Commands are a table: name, arguments, one line of help, and the function.
+ * `parleyctl help` prints the table, so help and code cannot drift. Every
+ * command takes --json for scripts; exit codes: 0 success, 1 the command failed,
+ * 2 bad usage, 3 cannot reach the daemon or the database.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "jid.h"
+#include "schema.h"
+#include "users.h"
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+
+#define CTL_REQ_MAX 4096	/* the daemon reads one line of at most this */
+
+struct ctl {
+	const char *config_path;
+	bool json;
+	struct config *cfg;
+};
+
+struct command {
+	const char *name;	/* may be two words: "db migrate" */
+	const char *args;
+	const char *help;
+	int (*run)(struct ctl *ctl, int argc, char **argv);
+};
+
+/* JSON string output: escapes what RFC 8259 requires. */
+static void json_str(FILE *fp, const char *s)
+{
+	fputc('"', fp);
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(fp, "\\%c", ch);
+		else if (ch == '\n')
+			fputs("\\n", fp);
+		else if (ch < 0x20)
+			fprintf(fp, "\\u%04x", ch);
+		else
+			fputc(ch, fp);
+	}
+	fputc('"', fp);
+}
+
+static void fail_json(struct ctl *ctl, const char *msg)
+{
+	if (ctl->json) {
+		fputs("{\"ok\":false,\"error\":", stdout);
+		json_str(stdout, msg);
+		fputs("}\n", stdout);
+	} else {
+		fprintf(stderr, "parleyctl: %s\n", msg);
+	}
+}
+
+static int load_config(struct ctl *ctl)
+{
+	struct config_errors errs;
+
+	ctl->cfg = config_load(ctl->config_path, &errs);
+	for (size_t i = 0; i < errs.count; i++)
+		fprintf(stderr, "%s\n", errs.msgs[i]);
+	config_errors_free(&errs);
+	if (!ctl->cfg) {
+		fail_json(ctl, "the config file has errors");
+		return -1;
+	}
+	return 0;
+}
+
+static PGconn *db_connect(struct ctl *ctl)
+{
+	PGconn *conn;
+	char msg[1024];
+
+	if (!ctl->cfg && load_config(ctl) < 0)
+		return NULL;
+	conn = PQconnectdb(ctl->cfg->db_conninfo);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		snprintf(msg, sizeof(msg), "cannot connect to PostgreSQL (%s): %s",
+			 ctl->cfg->db_conninfo, PQerrorMessage(conn));
+		msg[strcspn(msg, "\n")] = '\0';
+		fail_json(ctl, msg);
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+struct migrate_report {
+	struct ctl *ctl;
+	int count;
+};
+
+static void report_migration(void *arg, int version, const char *name)
+{
+	struct migrate_report *r = arg;
+
+	if (r->ctl->json) {
+		printf("%s{\"version\":%d,\"name\":", r->count ? "," : "", version);
+		json_str(stdout, name);
+		putchar('}');
+	} else {
+		printf("applied %03d_%s\n", version, name);
+	}
+	r->count++;
+}
+
+static int cmd_db_migrate(struct ctl *ctl, int argc, char **argv)
+{
+	struct migrate_report r = { ctl, 0 };
+	PGconn *conn = db_connect(ctl);
+	char err[512];
+	int n, version;
+
+	if (!conn)
+		return EXIT_UNREACHABLE;
+	if (ctl->json)
+		fputs("{\"applied\":[", stdout);
+	n = db_migrate(conn, report_migration, &r, err, sizeof(err));
+	version = n < 0 ? -1 : db_schema_version(conn, err, sizeof(err));
+	PQfinish(conn);
+	if (ctl->json) {
+		printf("],\"ok\":%s,\"version\":%d", n < 0 ? "false" : "true", version);
+		if (n < 0) {
+			fputs(",\"error\":", stdout);
+			json_str(stdout, err);
+		}
+		fputs("}\n", stdout);
+		return n < 0 ? EXIT_FAILED : EXIT_OK;
+	}
+	if (n < 0) {
+		fprintf(stderr, "parleyctl: migration failed: %s\n", err);
+		return EXIT_FAILED;
+	}
+	if (n == 0)
+		printf("the schema is up to date (version %d)\n", version);
+	else
+		printf("the schema is now at version %d (%d migration%s applied)\n", version, n,
+		       n == 1 ? "" : "s");
+	return EXIT_OK;
+}
+
+static int cmd_db_version(struct ctl *ctl, int argc, char **argv)
+{
+	PGconn *conn = db_connect(ctl);
+	char err[512];
+	int have, want = db_schema_expected();
+
+	if (!conn)
+		return EXIT_UNREACHABLE;
+	have = db_schema_version(conn, err, sizeof(err));
+	PQfinish(conn);
+	if (have < 0) {
+		fail_json(ctl, err);
+		return EXIT_FAILED;
+	}
+	if (ctl->json)
+		printf("{\"ok\":true,\"version\":%d,\"expected\":%d,\"up_to_date\":%s}\n",
+		       have, want, have == want ? "true" : "false");
+	else
+		printf("schema version %d, this build expects %d%s\n", have, want,
+		       have < want ? ": run `parleyctl db migrate`" : "");
+	return have == want ? EXIT_OK : EXIT_FAILED;
+}
+
+static int cmd_help(struct ctl *ctl, int argc, char **argv);
+
+/* ---- commands served by the running daemon, over the control socket ---- */
+
+/*
+ * Sends "FORMAT\tCMD\tARGS\n" and copies the answer's body to stdout. The
+ * first line of the answer is OK or ERR.
+ */
+static int daemon_call(struct ctl *ctl, const char *cmd, int argc, char **argv)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char req[CTL_REQ_MAX], buf[4096];
+	size_t len;
+	int fd, rc = EXIT_FAILED, first = 1;
+	FILE *fp;
+
+	if (!ctl->cfg && load_config(ctl) < 0)
+		return EXIT_FAILED;
+	if (!ctl->cfg->ctl_socket) {
+		fail_json(ctl, "the config has no <control socket=...>: the daemon cannot be "
+			  "reached");
+		return EXIT_UNREACHABLE;
+	}
+	len = (size_t)snprintf(req, sizeof(req), "%s\t%s", ctl->json ? "json" : "text", cmd);
+	for (int i = 0; i < argc; i++) {
+		if (strpbrk(argv[i], "\t\n")) {
+			fail_json(ctl, "arguments may not contain tabs or newlines");
+			return EXIT_USAGE;
+		}
+		len += (size_t)snprintf(req + len, sizeof(req) - len, "\t%s", argv[i]);
+		if (len >= sizeof(req) - 1) {
+			fail_json(ctl, "arguments too long");
+			return EXIT_USAGE;
+		}
+	}
+	req[len++] = '\n';
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", ctl->cfg->ctl_socket);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "cannot reach parleyd at %s: %s (is it running?)",
+			 ctl->cfg->ctl_socket, strerror(errno));
+		fail_json(ctl, msg);
+		if (fd >= 0)
+			close(fd);
+		return EXIT_UNREACHABLE;
+	}
+	if (write(fd, req, len) != (ssize_t)len) {
+		close(fd);
+		fail_json(ctl, "cannot send the request");
+		return EXIT_UNREACHABLE;
+	}
+	fp = fdopen(fd, "r");
+	if (!fp) {
+		close(fd);
+		return EXIT_FAILED;
+	}
+	while (fgets(buf, sizeof(buf), fp)) {
+		if (first) {
+			first = 0;
+			rc = strcmp(buf, "OK\n") == 0 ? EXIT_OK : EXIT_FAILED;
+			continue;
+		}
+		fputs(buf, rc == EXIT_OK || ctl->json ? stdout : stderr);
+	}
+	fclose(fp);
+	if (first) {
+		fail_json(ctl, "parleyd closed the connection without answering");
+		return EXIT_UNREACHABLE;
+	}
+	return rc;
+}
+
+static int cmd_status(struct ctl *ctl, int argc, char **argv)
+{
+	return daemon_call(ctl, "status", argc, argv);
+}
+
+static int cmd_stats(struct ctl *ctl, int argc, char **argv)
+{
+	return daemon_call(ctl, "stats", argc, argv);
+}
+
+static int cmd_sessions(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc > 1)
+		return EXIT_USAGE;
+	return daemon_call(ctl, "sessions", argc, argv);
+}
+
+static int cmd_kick(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc < 1 || argc > 2) {
+		fail_json(ctl, "usage: parleyctl kick JID [REASON]");
+		return EXIT_USAGE;
+	}
+	return daemon_call(ctl, "kick", argc, argv);
+}
+
+static int cmd_reload(struct ctl *ctl, int argc, char **argv)
+{
+	return daemon_call(ctl, "reload", 0, argv);
+}
+
+/* ---- accounts: straight to the database, so they work with parleyd down ---- */
+
+/* Checks USER HOST: a valid localpart of a host the config serves. */
+static int account_args(struct ctl *ctl, int argc, char **argv, int min, int max,
+			const char *usage, char *user, char *host)
+{
+	const char *err = NULL;
+	char msg[512];
+
+	if (argc < min || argc > max) {
+		snprintf(msg, sizeof(msg), "usage: parleyctl %s", usage);
+		fail_json(ctl, msg);
+		return EXIT_USAGE;
+	}
+	if (!ctl->cfg && load_config(ctl) < 0)
+		return EXIT_FAILED;
+	if (jid_nodeprep(argv[0], user, JID_PART_MAX + 1, &err) < 0) {
+		snprintf(msg, sizeof(msg), "'%s' is not a valid username: %s", argv[0], err);
+		fail_json(ctl, msg);
+		return EXIT_FAILED;
+	}
+	if (jid_nameprep(argv[1], host, JID_PART_MAX + 1, &err) < 0 ||
+	    !config_host_find(ctl->cfg, host)) {
+		snprintf(msg, sizeof(msg), "'%s' is not a host of %s", argv[1],
+			 ctl->config_path);
+		fail_json(ctl, msg);
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+/* 16 random characters from an unambiguous alphabet: ~95 bits. */
+static void random_password(char *out, size_t len)
+{
+	static const char alphabet[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+	unsigned char rnd[64];
+
+	RAND_bytes(rnd, sizeof(rnd));
+	for (size_t i = 0; i + 1 < len && i < sizeof(rnd); i++)
+		out[i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
+	out[len - 1] = '\0';
+}
+
+static int report_account(struct ctl *ctl, enum users_status st, const char *verb,
+			  const char *user, const char *host, const char *password,
+			  const char *err)
+{
+	char msg[1024];
+
+	switch (st) {
+	case USERS_OK:
+		if (ctl->json) {
+			printf("{\"ok\":true,\"jid\":");
+			json_str(stdout, user);
+			printf(",\"host\":");
+			json_str(stdout, host);
+			if (password) {
+				printf(",\"password\":");
+				json_str(stdout, password);
+			}
+			printf("}\n");
+		} else if (password) {
+			printf("%s %s@%s with password %s\n", verb, user, host, password);
+		} else {
+			printf("%s %s@%s\n", verb, user, host);
+		}
+		return EXIT_OK;
+	case USERS_EXISTS:
+		snprintf(msg, sizeof(msg), "%s@%s already exists", user, host);
+		break;
+	case USERS_NOT_FOUND:
+		snprintf(msg, sizeof(msg), "%s@%s does not exist", user, host);
+		break;
+	default:
+		snprintf(msg, sizeof(msg), "%s", err && *err ? err : "database error");
+		break;
+	}
+	fail_json(ctl, msg);
+	return EXIT_FAILED;
+}
+
+static int cmd_register(struct ctl *ctl, int argc, char **argv)
+{
+	char user[JID_PART_MAX + 1], host[JID_PART_MAX + 1], pw[17], err[512] = "";
+	const char *password;
+	PGconn *conn;
+	enum users_status st;
+	int rc = account_args(ctl, argc, argv, 2, 3, "register USER HOST [PASSWORD]", user,
+			      host);
+
+	if (rc != EXIT_OK)
+		return rc;
+	if (argc == 3) {
+		password = argv[2];
+	} else {
+		random_password(pw, sizeof(pw));
+		password = pw;
+	}
+	if (!(conn = db_connect(ctl)))
+		return EXIT_UNREACHABLE;
+	st = users_create_sync(conn, host, user, password, err, sizeof(err));
+	PQfinish(conn);
+	return report_account(ctl, st, "registered", user, host, argc == 3 ? NULL : pw, err);
+}
+
+static int cmd_passwd(struct ctl *ctl, int argc, char **argv)
+{
+	char user[JID_PART_MAX + 1], host[JID_PART_MAX + 1], pw[17], err[512] = "";
+	const char *password;
+	PGconn *conn;
+	enum users_status st;
+	int rc = account_args(ctl, argc, argv, 2, 3, "passwd USER HOST [PASSWORD]", user,
+			      host);
+
+	if (rc != EXIT_OK)
+		return rc;
+	if (argc == 3) {
+		password = argv[2];
+	} else {
+		random_password(pw, sizeof(pw));
+		password = pw;
+	}
+	if (!(conn = db_connect(ctl)))
+		return EXIT_UNREACHABLE;
+	st = users_set_password_sync(conn, host, user, password, err, sizeof(err));
+	PQfinish(conn);
+	return report_account(ctl, st, "changed the password of", user, host,
+			      argc == 3 ? NULL : pw, err);
+}
+
+static int cmd_unregister(struct ctl *ctl, int argc, char **argv)
+{
+	char user[JID_PART_MAX + 1], host[JID_PART_MAX + 1], err[512] = "", jid[2100];
+	PGconn *conn;
+	enum users_status st;
+	int rc = account_args(ctl, argc, argv, 2, 2, "unregister USER HOST", user, host);
+
+	if (rc != EXIT_OK)
+		return rc;
+	if (!(conn = db_connect(ctl)))
+		return EXIT_UNREACHABLE;
+	st = users_remove_sync(conn, host, user, err, sizeof(err));
+	PQfinish(conn);
+	if (st == USERS_OK && ctl->cfg->ctl_socket) {
+		/* Sessions of a deleted account end now, if the daemon runs. */
+		bool json = ctl->json;
+		int saved = dup(STDOUT_FILENO), saved_err = dup(STDERR_FILENO);
+		int devnull = open("/dev/null", O_WRONLY);
+		char *args[2] = { jid, (char *)"the account was removed" };
+
+		snprintf(jid, sizeof(jid), "%s@%s", user, host);
+		fflush(stdout);
+		if (devnull >= 0) {
+			dup2(devnull, STDOUT_FILENO);
+			dup2(devnull, STDERR_FILENO);
+		}
+		ctl->json = false;
+		daemon_call(ctl, "kick", 2, args);
+		fflush(stdout);
+		ctl->json = json;
+		dup2(saved, STDOUT_FILENO);
+		dup2(saved_err, STDERR_FILENO);
+		close(saved);
+		close(saved_err);
+		if (devnull >= 0)
+			close(devnull);
+	}
+	return report_account(ctl, st, "removed", user, host, NULL, err);
+}
+
+struct list_state {
+	struct ctl *ctl;
+	long n;
+};
+
+static void print_user(void *arg, const char *user)
+{
+	struct list_state *ls = arg;
+
+	if (ls->ctl->json) {
+		if (ls->n)
+			putchar(',');
+		json_str(stdout, user);
+	} else {
+		puts(user);
+	}
+	ls->n++;
+}
+
+static int cmd_users(struct ctl *ctl, int argc, char **argv)
+{
+	char host[JID_PART_MAX + 1], err[512] = "", msg[600];
+	const char *perr = NULL;
+	struct list_state ls = { ctl, 0 };
+	PGconn *conn;
+	long n;
+
+	if (argc != 1) {
+		fail_json(ctl, "usage: parleyctl users HOST");
+		return EXIT_USAGE;
+	}
+	if (!ctl->cfg && load_config(ctl) < 0)
+		return EXIT_FAILED;
+	if (jid_nameprep(argv[0], host, sizeof(host), &perr) < 0 ||
+	    !config_host_find(ctl->cfg, host)) {
+		snprintf(msg, sizeof(msg), "'%s' is not a host of %s", argv[0], ctl->config_path);
+		fail_json(ctl, msg);
+		return EXIT_FAILED;
+	}
+	if (!(conn = db_connect(ctl)))
+		return EXIT_UNREACHABLE;
+	if (ctl->json)
+		printf("{\"ok\":true,\"users\":[");
+	n = users_list_sync(conn, host, print_user, &ls, err, sizeof(err));
+	PQfinish(conn);
+	if (ctl->json)
+		printf("],\"count\":%ld}\n", n < 0 ? 0 : n);
+	if (n < 0) {
+		fail_json(ctl, err);
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_version(struct ctl *ctl, int argc, char **argv)
+{
+	if (ctl->json)
+		printf("{\"ok\":true,\"version\":\"%s\",\"schema\":%d}\n", PACKAGE_VERSION,
+		       db_schema_expected());
+	else
+		printf("parleyctl %s (schema %d)\n", PACKAGE_VERSION, db_schema_expected());
+	return EXIT_OK;
+}
+
+static const struct command commands[] = {
+	{ "status", "", "is parleyd running: version, uptime, hosts, sessions", cmd_status },
+	{ "stats", "", "counters: connections, sessions, stanzas, memory", cmd_stats },
+	{ "register", "USER HOST [PASSWORD]",
+	  "create an account (a random password is printed when omitted)", cmd_register },
+	{ "unregister", "USER HOST", "delete an account and end its sessions",
+	  cmd_unregister },
+	{ "passwd", "USER HOST [PASSWORD]", "set an account's password", cmd_passwd },
+	{ "users", "HOST", "list the accounts of a host", cmd_users },
+	{ "sessions", "[HOST]", "list the connected resources", cmd_sessions },
+	{ "kick", "JID [REASON]", "end the sessions of a JID (bare: all its resources)",
+	  cmd_kick },
+	{ "reload", "", "re-read the config (as SIGHUP does)", cmd_reload },
+	{ "db migrate", "", "apply pending schema migrations to the database", cmd_db_migrate },
+	{ "db version", "", "show the schema version of the database and of this build",
+	  cmd_db_version },
+	{ "version", "", "print the version of parleyctl", cmd_version },
+	{ "help", "", "list the commands", cmd_help },
+	{ 0 },
+};
+
+static int cmd_help(struct ctl *ctl, int argc, char **argv)
+{
+	printf("Usage: parleyctl [-c FILE] [--json] COMMAND [ARGS]\n\n"
+	       "Options:\n"
+	       "  -c, --config FILE  config file (default %s)\n"
+	       "  -j, --json         print one JSON object instead of text\n\n"
+	       "Commands:\n", SYSCONFDIR "/parley/parley.xml");
+	for (const struct command *c = commands; c->name; c++) {
+		char head[64];
+
+		snprintf(head, sizeof(head), "%s%s%s", c->name, *c->args ? " " : "", c->args);
+		printf("  %-30s %s\n", head, c->help);
+	}
+	printf("\nExit codes: 0 done, 1 failed, 2 bad usage, 3 daemon or database "
+	       "unreachable.\nSee parleyctl(8).\n");
+	return EXIT_OK;
+}
+
+/* Matches argv against the command names, one or two words long. */
+static const struct command *find_command(int argc, char **argv, int *used)
+{
+	for (const struct command *c = commands; c->name; c++) {
+		const char *space = strchr(c->name, ' ');
+
+		if (!space && strcmp(c->name, argv[0]) == 0) {
+			*used = 1;
+			return c;
+		}
+		if (space && argc >= 2 && strncmp(c->name, argv[0], (size_t)(space - c->name))
+		    == 0 && argv[0][space - c->name] == '\0' && strcmp(space + 1, argv[1]) == 0) {
+			*used = 2;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct ctl ctl = { .config_path = SYSCONFDIR "/parley/parley.xml" };
+	const struct command *cmd;
+	int c, used = 0, rc;
+
+	/* "+" stops at the first non-option: the command's own arguments follow. */
+	while ((c = getopt_long(argc, argv, "+c:jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': ctl.config_path = optarg; break;
+		case 'j': ctl.json = true; break;
+		case 'h': return cmd_help(&ctl, 0, NULL);
+		default: return EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	/* Options may also follow the command: parleyctl db migrate -c FILE --json */
+	int kept = 0;
+	for (int i = 0; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+		    i + 1 < argc) {
+			ctl.config_path = argv[++i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			ctl.config_path = argv[i] + 9;
+		} else if (strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "-j") == 0) {
+			ctl.json = true;
+		} else {
+			argv[kept++] = argv[i];
+		}
+	}
+	argc = kept;
+	if (argc == 0) {
+		cmd_help(&ctl, 0, NULL);
+		return EXIT_USAGE;
+	}
+	cmd = find_command(argc, argv, &used);
+	if (!cmd) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "unknown command '%s' (see `parleyctl help`)",
+			 argv[0]);
+		fail_json(&ctl, msg);
+		return EXIT_USAGE;
+	}
+	rc = cmd->run(&ctl, argc - used, argv + used);
+	config_free(ctl.cfg);
+	return rc;
+}

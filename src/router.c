@@ -1,0 +1,206 @@
+/*
+ * router.c - where a stanza goes (RFC 6120 §10, RFC 6121 §8).
+ *
+ * The decisions, in order: a remote domain (s2s, not served yet); the host
+ * itself (its IQ handlers); a local account's bare JID (account IQ handlers,
+ * presence hooks, message delivery by priority); a full JID (that session, or
+ * the bare-JID rules when it is gone).
+ */
+#include "router.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "jid.h"
+#include "log.h"
+#include "module.h"
+#include "session.h"
+#include "stanza.h"
+#include "vhost.h"
+
+#define ROUTE_FANOUT_MAX 64
+
+static struct router_stats stats;
+
+const struct router_stats *router_stats(void) { return &stats; }
+
+/* Sends an error back to the sender, unless the stanza is an error itself. */
+static void bounce(struct xml_node *st, const char *condition, const char *text)
+{
+	const char *type = xml_attr(st, "type");
+	struct xml_node *r;
+
+	if ((type && strcmp(type, "error") == 0) || !xml_attr(st, "from"))
+		return;
+	if (stanza_kind(st) == STANZA_IQ && type && (strcmp(type, "result") == 0))
+		return;
+	r = stanza_error_reply(st, NULL, condition, text);
+	stats.errors++;
+	if (r)
+		router_route(r);
+}
+
+/* RFC 6121 §8.5.2: the available resources with the highest non-negative
+ * priority, all of them on a tie. */
+static size_t best_sessions(const struct jid *to, struct session **out, size_t max)
+{
+	struct session *all[ROUTE_FANOUT_MAX];
+	size_t n = sm_user_sessions(to, all, ROUTE_FANOUT_MAX), k = 0;
+	int best = -1;
+
+	if (n > ROUTE_FANOUT_MAX)
+		n = ROUTE_FANOUT_MAX;
+	for (size_t i = 0; i < n; i++)
+		if (session_available(all[i]) && session_priority(all[i]) >= 0 &&
+		    session_priority(all[i]) > best)
+			best = session_priority(all[i]);
+	for (size_t i = 0; i < n && k < max; i++)
+		if (session_available(all[i]) && session_priority(all[i]) == best)
+			out[k++] = all[i];
+	return k;
+}
+
+static void to_host(struct vhost *vh, struct xml_node *st, const struct jid *from,
+		    const struct jid *to)
+{
+	const char *type = xml_attr(st, "type");
+
+	if (stanza_kind(st) != STANZA_IQ)
+		return;	/* messages and presence to the server itself: nothing yet */
+	if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
+		return;
+	if (iq_dispatch(vh, false, st, from, to) < 0)
+		bounce(st, "service-unavailable", NULL);
+}
+
+static void message_to_bare(struct xml_node *st, const struct jid *from,
+			    const struct jid *to)
+{
+	struct session *best[ROUTE_FANOUT_MAX];
+	const char *type = xml_attr(st, "type");
+	size_t n = best_sessions(to, best, ROUTE_FANOUT_MAX);
+
+	if (n) {
+		/* RFC 6121 §8.5.2.1.1: chat may go to one or all of the best; we
+		 * deliver to all of them, which is what clients expect with carbons
+		 * absent. */
+		for (size_t i = 0; i < n; i++)
+			session_send(best[i], st);
+		return;
+	}
+	struct hook_args a = { .stanza = st, .from = from, .to = to };
+	if (hooks_run(to->domain, HOOK_OFFLINE_MESSAGE, &a) == HOOK_STOP)
+		return;
+	/* §8.5.2.2: nobody to take it and no offline store. */
+	if (type && (strcmp(type, "headline") == 0 || strcmp(type, "error") == 0))
+		return;
+	bounce(st, "service-unavailable", NULL);
+}
+
+static void to_bare(struct vhost *vh, struct xml_node *st, const struct jid *from,
+		    const struct jid *to)
+{
+	const char *type = xml_attr(st, "type");
+
+	switch (stanza_kind(st)) {
+	case STANZA_IQ:
+		if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
+			return;
+		if (iq_dispatch(vh, true, st, from, to) < 0)
+			bounce(st, "service-unavailable", NULL);
+		return;
+	case STANZA_MESSAGE:
+		message_to_bare(st, from, to);
+		return;
+	case STANZA_PRESENCE: {
+		struct hook_args a = { .stanza = st, .from = from, .to = to };
+
+		if (hooks_run(to->domain, HOOK_PRESENCE_IN, &a) == HOOK_STOP)
+			return;
+		/* Without mod_presence: directed presence goes to every resource. */
+		struct session *all[ROUTE_FANOUT_MAX];
+		size_t n = sm_user_sessions(to, all, ROUTE_FANOUT_MAX);
+
+		for (size_t i = 0; i < n && i < ROUTE_FANOUT_MAX; i++)
+			if (session_available(all[i]))
+				session_send(all[i], st);
+		return;
+	}
+	default:
+		return;
+	}
+}
+
+static void to_full(struct vhost *vh, struct xml_node *st, const struct jid *from,
+		    const struct jid *to)
+{
+	struct session *s = sm_find(to);
+	const char *type = xml_attr(st, "type");
+	struct jid *bare;
+
+	if (s) {
+		session_send(s, st);
+		return;
+	}
+	switch (stanza_kind(st)) {
+	case STANZA_IQ:
+		/* RFC 6121 §8.5.3.2.2 */
+		bounce(st, "service-unavailable", NULL);
+		return;
+	case STANZA_MESSAGE:
+		/* §8.5.3.2.1: chat and normal go to the bare JID; others are dropped or
+		 * answered with an error. */
+		if (!type || strcmp(type, "chat") == 0 || strcmp(type, "normal") == 0) {
+			bare = jid_bare(to);
+			if (bare)
+				message_to_bare(st, from, bare);
+			jid_free(bare);
+		} else if (strcmp(type, "groupchat") == 0) {
+			bounce(st, "service-unavailable", NULL);
+		}
+		return;
+	case STANZA_PRESENCE:
+		/* §8.5.3.2.3: presence to a gone resource is dropped, except
+		 * subscription types, which are processed as for the bare JID. */
+		if (type && (strcmp(type, "subscribe") == 0 || strcmp(type, "subscribed") == 0
+		    || strcmp(type, "unsubscribe") == 0 || strcmp(type, "unsubscribed") == 0)) {
+			bare = jid_bare(to);
+			if (bare)
+				to_bare(vh, st, from, bare);
+			jid_free(bare);
+		}
+		return;
+	default:
+		return;
+	}
+}
+
+void router_route(struct xml_node *st)
+{
+	const char *froms = xml_attr(st, "from"), *tos = xml_attr(st, "to");
+	struct jid *from = froms ? jid_new(froms, NULL) : NULL;
+	struct jid *to = tos ? jid_new(tos, NULL) : NULL;
+	struct vhost *vh;
+
+	stats.routed++;
+	if (!from || !to) {
+		log_debug("router", "dropped a stanza without valid from/to");
+		goto out;
+	}
+	vh = vhost_find(to->domain);
+	if (!vh) {
+		/* Server-to-server links come later. */
+		bounce(st, "remote-server-not-found", "this server does not federate yet");
+		goto out;
+	}
+	if (!to->local)
+		to_host(vh, st, from, to);
+	else if (!to->resource)
+		to_bare(vh, st, from, to);
+	else
+		to_full(vh, st, from, to);
+out:
+	jid_free(from);
+	jid_free(to);
+	xml_unref(st);
+}

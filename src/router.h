@@ -1,0 +1,23 @@
+/*
+ * router.h - where a stanza goes (RFC 6120 §10, RFC 6121 §8).
+ *
+ * router_route() takes a stanza whose from and to are set (and trusted: the c2s
+ * layer stamps from) and delivers it: to a local session, to the host's handlers,
+ * or answers an error. Remote domains go to s2s once it exists; until then they
+ * get remote-server-not-found.
+ */
+#ifndef PARLEY_ROUTER_H
+#define PARLEY_ROUTER_H
+
+#include "xml.h"
+
+/* Consumes the caller's reference to stanza. */
+void router_route(struct xml_node *stanza);
+
+/* Messages routed, and IQs answered with an error because no one handled them. */
+struct router_stats {
+	unsigned long long routed, errors;
+};
+const struct router_stats *router_stats(void);
+
+#endif

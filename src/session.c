@@ -1,0 +1,254 @@
+/*
+ * session.c - the session manager: who is online, with which resources.
+ *
+ * Users are kept in an open hash table by bare JID; each user has a short list
+ * of sessions (resources). Lookups are what the router does per stanza, so they
+ * are O(1) in the number of users and linear only in one user's resources.
+ */
+#include "session.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "c2s.h"
+#include "log.h"
+#include "module.h"
+#include "vhost.h"
+
+#define SM_RESOURCES_MAX 64	/* resources one account may bind at once */
+
+struct session {
+	struct jid *jid;
+	struct c2s *c2s;
+	struct sm_user *user;
+	struct xml_node *presence;	/* last broadcast presence, or NULL */
+	int priority;
+	bool available;
+	time_t started;
+	struct session *next;		/* the user's other sessions */
+};
+
+struct sm_user {
+	char *bare;
+	struct session *sessions;
+	unsigned count;
+	struct sm_user *next;		/* hash chain */
+};
+
+static struct {
+	struct sm_user **buckets;
+	size_t nbuckets, nusers, nsessions;
+} sm;
+
+static uint32_t hash_str(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+static struct sm_user **user_slot(const char *bare, size_t len)
+{
+	struct sm_user **pp;
+
+	if (!sm.nbuckets)
+		return NULL;
+	pp = &sm.buckets[hash_str(bare, len) & (sm.nbuckets - 1)];
+	for (; *pp; pp = &(*pp)->next)
+		if (strlen((*pp)->bare) == len && memcmp((*pp)->bare, bare, len) == 0)
+			return pp;
+	return pp;
+}
+
+static int grow(void)
+{
+	size_t n = sm.nbuckets ? sm.nbuckets * 2 : 1024;
+	struct sm_user **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return -1;
+	for (size_t i = 0; i < sm.nbuckets; i++) {
+		struct sm_user *u = sm.buckets[i], *next;
+
+		for (; u; u = next) {
+			size_t j = hash_str(u->bare, strlen(u->bare)) & (n - 1);
+
+			next = u->next;
+			u->next = b[j];
+			b[j] = u;
+		}
+	}
+	free(sm.buckets);
+	sm.buckets = b;
+	sm.nbuckets = n;
+	return 0;
+}
+
+static struct sm_user *find_user(const struct jid *j)
+{
+	struct sm_user **pp = user_slot(j->full, j->bare_len);
+
+	return pp ? *pp : NULL;
+}
+
+struct session *sm_find(const struct jid *full)
+{
+	struct sm_user *u;
+
+	if (!full->resource || !(u = find_user(full)))
+		return NULL;
+	for (struct session *s = u->sessions; s; s = s->next)
+		if (strcmp(s->jid->resource, full->resource) == 0)
+			return s;
+	return NULL;
+}
+
+size_t sm_user_sessions(const struct jid *bare, struct session **out, size_t max)
+{
+	struct sm_user *u = find_user(bare);
+	size_t n = 0;
+
+	if (!u)
+		return 0;
+	for (struct session *s = u->sessions; s; s = s->next, n++)
+		if (n < max)
+			out[n] = s;
+	return n;
+}
+
+size_t sm_count(void) { return sm.nsessions; }
+
+struct session *sm_bind(struct c2s *c2s, const struct jid *full)
+{
+	struct session *old = sm_find(full), *s;
+	struct sm_user **pp, *u;
+
+	if (old) {
+		/* RFC 6120 §7.7.2.2: the newer session wins; the older one is told. */
+		log_info("sm", "%s: replaced by a new login", full->full);
+		/* The stream error unbinds the old session at once. */
+		c2s_error(old->c2s, "conflict", "replaced by a new login with this resource");
+	}
+	if ((sm.nusers + 1) * 2 > sm.nbuckets && grow() < 0)
+		return NULL;
+	pp = user_slot(full->full, full->bare_len);
+	u = *pp;
+	if (u && u->count >= SM_RESOURCES_MAX) {
+		log_warn("sm", "%.*s: too many resources", (int)full->bare_len, full->full);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->jid = jid_copy(full);
+	if (!s->jid) {
+		free(s);
+		return NULL;
+	}
+	if (!u) {
+		u = calloc(1, sizeof(*u));
+		if (!u || !(u->bare = strndup(full->full, full->bare_len))) {
+			free(u);
+			jid_free(s->jid);
+			free(s);
+			return NULL;
+		}
+		*pp = u;
+		sm.nusers++;
+	}
+	s->c2s = c2s;
+	s->user = u;
+	s->started = time(NULL);
+	s->next = u->sessions;
+	u->sessions = s;
+	u->count++;
+	sm.nsessions++;
+	return s;
+}
+
+void sm_unbind(struct session *s, const char *reason)
+{
+	struct sm_user *u = s->user, **pp;
+	struct hook_args a = { .sess = s, .from = s->jid, .reason = reason };
+
+	hooks_run(s->jid->domain, HOOK_SESSION_CLOSED, &a);
+	for (struct session **sp = &u->sessions; *sp; sp = &(*sp)->next) {
+		if (*sp == s) {
+			*sp = s->next;
+			break;
+		}
+	}
+	u->count--;
+	sm.nsessions--;
+	if (!u->sessions) {
+		pp = user_slot(u->bare, strlen(u->bare));
+		if (pp && *pp == u)
+			*pp = u->next;
+		sm.nusers--;
+		free(u->bare);
+		free(u);
+	}
+	xml_unref(s->presence);
+	jid_free(s->jid);
+	free(s);
+}
+
+const struct jid *session_jid(const struct session *s) { return s->jid; }
+int session_priority(const struct session *s) { return s->priority; }
+bool session_available(const struct session *s) { return s->available; }
+const struct xml_node *session_presence(const struct session *s) { return s->presence; }
+time_t session_started(const struct session *s) { return s->started; }
+const char *session_address(const struct session *s) { return c2s_peer(s->c2s); }
+bool session_tls(const struct session *s) { return c2s_tls(s->c2s); }
+
+void session_send(struct session *s, const struct xml_node *stanza)
+{
+	struct hook_args a = { .sess = s, .stanza = (struct xml_node *)stanza, .to = s->jid };
+
+	if (hooks_run(s->jid->domain, HOOK_USER_RECV, &a) == HOOK_STOP)
+		return;
+	c2s_send(s->c2s, stanza);
+}
+
+void session_close(struct session *s, const char *condition, const char *text)
+{
+	c2s_error(s->c2s, condition, text);
+}
+
+void session_set_presence(struct session *s, struct xml_node *presence)
+{
+	const char *type = xml_attr(presence, "type");
+	char *prio;
+	long p = 0;
+
+	if (type && strcmp(type, "unavailable") == 0) {
+		s->available = false;
+	} else if (!type) {
+		s->available = true;
+		prio = xml_child_text(presence, "priority", NULL);
+		if (prio) {
+			char *end;
+
+			p = strtol(prio, &end, 10);
+			/* RFC 6121 §4.7.2.3: -128..127 */
+			if (*end || p < -128 || p > 127)
+				p = 0;
+			free(prio);
+		}
+		s->priority = (int)p;
+	}
+	xml_unref(s->presence);
+	s->presence = presence;
+}
+
+void sm_foreach(const char *host, void (*fn)(struct session *s, void *arg), void *arg)
+{
+	for (size_t i = 0; i < sm.nbuckets; i++)
+		for (struct sm_user *u = sm.buckets[i]; u; u = u->next)
+			for (struct session *s = u->sessions; s; s = s->next)
+				if (!host || strcmp(s->jid->domain, host) == 0)
+					fn(s, arg);
+}
