@@ -34,11 +34,23 @@ fi
 src/parleyd --check-config -c "$VAR/parley.xml" >/dev/null
 src/parleyctl -c "$VAR/parley.xml" db migrate
 
+# A test account, made once; its password is kept in var/ for the next runs.
+if [ ! -f "$VAR/test-user.txt" ]; then
+	PASSWORD=$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | head -c 12)
+	src/parleyctl -c "$VAR/parley.xml" register test "$HOST" "$PASSWORD" >/dev/null ||
+		die "could not create the test account"
+	echo "test@$HOST $PASSWORD" >"$VAR/test-user.txt"
+	chmod 600 "$VAR/test-user.txt"
+fi
+read -r TEST_JID TEST_PASSWORD <"$VAR/test-user.txt"
+
 cat <<INFO
 
   Parley is starting for host $HOST.
     config     $VAR/parley.xml
     database   $CONNINFO
+    test user  $TEST_JID  password $TEST_PASSWORD  (self-signed certificate)
+    ports      5222 (STARTTLS), 5223 (direct TLS)
     admin      src/parleyctl -c $VAR/parley.xml help
   Ctrl-C stops it.
 

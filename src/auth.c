@@ -340,8 +340,8 @@ void auth_free(struct auth *a)
 static int start(struct auth *a, const struct xml_node *el)
 {
 	const char *mech_name = xml_attr(el, "mechanism");
-	unsigned char exporter[32], endpoint[EVP_MAX_MD_SIZE];
-	struct sasl_channel_binding cb[2];
+	unsigned char exporter[32], endpoint[EVP_MAX_MD_SIZE], unique[EVP_MAX_MD_SIZE];
+	struct sasl_channel_binding cb[3];
 	struct sasl_options opts = { .secret = secret, .secret_len = sizeof(secret),
 				     .fake_iterations = USERS_SCRAM_ITERATIONS,
 				     .plain_allowed = true, .cb = cb };
@@ -366,6 +366,9 @@ static int start(struct auth *a, const struct xml_node *el)
 		if ((n = tls_cb_server_end_point(a->ssl, endpoint, sizeof(endpoint))) > 0)
 			cb[opts.n_cb++] = (struct sasl_channel_binding){
 				"tls-server-end-point", endpoint, n };
+		if ((n = tls_cb_unique(a->ssl, unique, sizeof(unique))) > 0)
+			cb[opts.n_cb++] = (struct sasl_channel_binding){ "tls-unique", unique,
+									n };
 	}
 	if (!have_secret) {
 		fail(a, "temporary-auth-failure", "the SASL secret is not loaded");
@@ -417,5 +420,19 @@ void auth_add_mechanisms(struct xml_node *features, SSL *ssl, enum tls_mode mode
 		m = xml_add_child(ms, "mechanism", NULL);
 		if (m)
 			xml_add_text(m, names[i], strlen(names[i]));
+	}
+	if (!ssl)
+		return;
+	/* XEP-0440: which channel-binding types the -PLUS mechanisms accept. */
+	ms = xml_add_child(features, "sasl-channel-binding", "urn:xsf:sasl-cb:0");
+	for (int i = 0; ms && i < 3; i++) {
+		static const char *const types[] = { "tls-exporter", "tls-server-end-point",
+						     "tls-unique" };
+
+		if (i == 0 && SSL_version(ssl) < TLS1_3_VERSION)
+			continue;
+		m = xml_add_child(ms, "channel-binding", NULL);
+		if (m)
+			xml_attr_set(m, "type", types[i]);
 	}
 }

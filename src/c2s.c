@@ -58,6 +58,7 @@ struct c2s {
 	bool restart;			/* the parser must restart (after SASL success) */
 	bool feeding;			/* inside process_input: do not re-enter it */
 	bool pinged;			/* idle: a ping is out, waiting for any bytes */
+	bool header_sent;		/* our stream header is out (reset on restart) */
 	bool freed_conn;
 	char id[24];			/* stream id */
 	struct c2s *prev, *next;	/* every open stream, for shutdown */
@@ -107,6 +108,7 @@ static void send_header(struct c2s *c, const char *from)
 		c->id[2 * i + 1] = hex[rnd[i] & 15];
 	}
 	c->id[2 * sizeof(rnd)] = '\0';
+	c->header_sent = true;
 	snprintf(buf, sizeof(buf), "<?xml version='1.0'?><stream:stream xmlns='" NS_CLIENT
 		 "' xmlns:stream='" NS_STREAMS "' id='%s'%s%s%s version='1.0' xml:lang='en'>",
 		 c->id, from ? " from='" : "", from ? from : "", from ? "'" : "");
@@ -123,7 +125,7 @@ void c2s_error(struct c2s *c, const char *condition, const char *text)
 
 	if (c->state == C2S_CLOSED)
 		return;
-	if (c->state == C2S_OPENING)
+	if (!c->header_sent)
 		send_header(c, c->vh ? vhost_name(c->vh) : NULL);
 	log_info("c2s", "%s%s%s: stream error <%s/>%s%s", conn_peer(c->conn),
 		 c->sess ? " " : "", c->sess ? session_jid(c->sess)->full : "", condition,
@@ -331,6 +333,7 @@ static void process_input(struct c2s *c)
 
 		if (c->restart) {
 			c->restart = false;
+			c->header_sent = false;
 			if (xmlstream_reset(c->xs) < 0) {
 				c2s_error(c, "internal-server-error", NULL);
 				break;
@@ -437,26 +440,27 @@ static void on_stream_open(void *arg, struct xml_node *header, const char *defau
 		vh = vhost_find(host);
 	if (!c->vh)
 		c->vh = vh;
-	xml_unref(header);
 	if (!default_ns || strcmp(default_ns, NS_CLIENT) != 0) {
 		c2s_error(c, "invalid-namespace", "the stream's default namespace must be "
 			  NS_CLIENT);
-		return;
+		goto out;
 	}
 	if (!vh || vh != c->vh) {
 		c->vh = NULL;
 		c2s_error(c, "host-unknown", to ? "this server does not serve that host"
 			  : "the stream header has no 'to'");
-		return;
+		goto out;
 	}
 	send_header(c, vhost_name(c->vh));
 	/* RFC 6120 §4.7.5: major version 1 or the stream cannot continue. */
 	if (!version || strncmp(version, "1.", 2) != 0) {
 		c2s_error(c, "unsupported-version", "this server speaks XMPP 1.0");
-		return;
+		goto out;
 	}
 	c->state = c->authenticated ? C2S_BINDING : C2S_NEGOTIATING;
 	send_features(c);
+out:
+	xml_unref(header);
 }
 
 /* ---- negotiation: STARTTLS and SASL ---- */

@@ -187,3 +187,13 @@ size_t tls_cb_server_end_point(SSL *ssl, unsigned char *out, size_t outlen)
 		return 0;
 	return len;
 }
+
+size_t tls_cb_unique(SSL *ssl, unsigned char *out, size_t outlen)
+{
+	size_t n;
+
+	if (!ssl || SSL_session_reused(ssl))
+		return 0;
+	n = SSL_get_peer_finished(ssl, out, outlen);
+	return n <= outlen ? n : 0;
+}

@@ -29,5 +29,10 @@ SSL *tls_new_server(void);
  * length written to out (at most outlen), or 0 when unavailable. */
 size_t tls_cb_exporter(SSL *ssl, unsigned char *out, size_t outlen);
 size_t tls_cb_server_end_point(SSL *ssl, unsigned char *out, size_t outlen);
+/* tls-unique (RFC 5929 §3): the client's Finished message. RFC 9266 retires it
+ * for TLS 1.3, but clients such as slixmpp still send it there; without session
+ * resumption (we issue no tickets) the client Finished is unique per connection,
+ * so it is accepted rather than failing those clients. */
+size_t tls_cb_unique(SSL *ssl, unsigned char *out, size_t outlen);
 
 #endif
