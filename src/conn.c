@@ -273,8 +273,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		c->cb(c, c->owner, CONN_EOF, "closed by the peer");
 		return;
 	}
-	while ((e = bufferevent_get_openssl_error(bev)) != 0)
-		ERR_error_string_n(e, why, sizeof(why));
+	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		const char *reason = ERR_reason_error_string(e);
+
+		snprintf(why, sizeof(why), "TLS: %s", reason ? reason : "connection reset");
+	}
 	if (!*why)
 		snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(
 			 EVUTIL_SOCKET_ERROR()));

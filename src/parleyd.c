@@ -26,6 +26,7 @@
 #include "log.h"
 #include "server.h"
 #include "tls.h"
+#include "roster.h"
 #include "users.h"
 #include "vhost.h"
 #include "worker.h"
@@ -290,7 +291,7 @@ int main(int argc, char **argv)
 		log_error("parleyd", "cannot set up the database pool");
 		goto out;
 	}
-	if (users_init() < 0) {
+	if (users_init() < 0 || roster_init() < 0) {
 		log_error("parleyd", "cannot prepare the account queries");
 		goto out;
 	}
@@ -325,9 +326,12 @@ out:
 	if (!server.shutting_down)
 		listeners_stop();
 	c2s_free_all();
-	vhosts_free();
-	tls_free();
+	/* Pending queries answer (with errors) while the modules are still loaded. */
 	db_free(server.db);
+	server.db = NULL;
+	vhosts_free();
+	roster_shutdown();
+	tls_free();
 	if (server.base)
 		event_base_free(server.base);
 	config_free(server.cfg);

@@ -18,13 +18,22 @@
 
 #define SM_RESOURCES_MAX 64	/* resources one account may bind at once */
 
+struct session_slot {
+	const struct module *m;
+	void *data;
+	void (*free_fn)(void *);
+	struct session_slot *next;
+};
+
 struct session {
 	struct jid *jid;
+	struct session_slot *slots;	/* module data */
 	struct c2s *c2s;
 	struct sm_user *user;
 	struct xml_node *presence;	/* last broadcast presence, or NULL */
 	int priority;
 	bool available;
+	bool interested;		/* asked for the roster: gets pushes */
 	time_t started;
 	struct session *next;		/* the user's other sessions */
 };
@@ -191,9 +200,55 @@ void sm_unbind(struct session *s, const char *reason)
 		free(u->bare);
 		free(u);
 	}
+	while (s->slots) {
+		struct session_slot *n = s->slots->next;
+
+		if (s->slots->free_fn)
+			s->slots->free_fn(s->slots->data);
+		free(s->slots);
+		s->slots = n;
+	}
 	xml_unref(s->presence);
 	jid_free(s->jid);
 	free(s);
+}
+
+bool session_interested(const struct session *s) { return s->interested; }
+void session_set_interested(struct session *s) { s->interested = true; }
+
+void *session_data(const struct session *s, const struct module *m)
+{
+	for (struct session_slot *sl = s->slots; sl; sl = sl->next)
+		if (sl->m == m)
+			return sl->data;
+	return NULL;
+}
+
+void session_set_data(struct session *s, const struct module *m, void *data,
+		      void (*free_fn)(void *))
+{
+	struct session_slot *sl;
+
+	for (sl = s->slots; sl; sl = sl->next) {
+		if (sl->m == m) {
+			if (sl->free_fn && sl->data != data)
+				sl->free_fn(sl->data);
+			sl->data = data;
+			sl->free_fn = free_fn;
+			return;
+		}
+	}
+	sl = calloc(1, sizeof(*sl));
+	if (!sl) {
+		if (free_fn)
+			free_fn(data);
+		return;
+	}
+	sl->m = m;
+	sl->data = data;
+	sl->free_fn = free_fn;
+	sl->next = s->slots;
+	s->slots = sl;
 }
 
 const struct jid *session_jid(const struct session *s) { return s->jid; }

@@ -30,6 +30,17 @@ time_t session_started(const struct session *s);
 const char *session_address(const struct session *s);	/* the peer's IP */
 bool session_tls(const struct session *s);
 
+/* RFC 6121 §2.2: a resource that asked for the roster gets roster pushes. */
+bool session_interested(const struct session *s);
+void session_set_interested(struct session *s);
+
+/* Per-session state a module keeps (directed presence, roster interest...):
+ * one pointer per module, freed with free_fn when the session ends. */
+struct module;
+void *session_data(const struct session *s, const struct module *m);
+void session_set_data(struct session *s, const struct module *m, void *data,
+		      void (*free_fn)(void *));
+
 /* Writes the stanza to the session's stream (not consumed). */
 void session_send(struct session *s, const struct xml_node *stanza);
 /* Ends the session's stream with a stream error (condition, text). */

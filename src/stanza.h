@@ -23,6 +23,7 @@
 #define NS_BIND     "urn:ietf:params:xml:ns:xmpp-bind"
 #define NS_SESSION  "urn:ietf:params:xml:ns:xmpp-session"
 #define NS_REGISTER "jabber:iq:register"
+#define NS_ROSTER   "jabber:iq:roster"
 #define NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
 
 enum stanza_kind { STANZA_OTHER, STANZA_MESSAGE, STANZA_PRESENCE, STANZA_IQ };
