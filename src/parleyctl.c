@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <dlfcn.h>
 #include <openssl/rand.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -23,6 +25,7 @@
 #include "config.h"
 #include "db.h"
 #include "jid.h"
+#include "module.h"
 #include "schema.h"
 #include "users.h"
 
@@ -523,6 +526,100 @@ static int cmd_version(struct ctl *ctl, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ---- modules: their option tables, read from the .so files themselves ---- */
+
+static const char *opt_type_name(enum module_opt_type t)
+{
+	static const char *const names[] = { "bool", "int", "string", "duration", "size" };
+
+	return (unsigned)t < 5 ? names[t] : "?";
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmd_modules(struct ctl *ctl, int argc, char **argv)
+{
+	const char *dir;
+	char *names[256], path[4096];
+	size_t n = 0;
+	DIR *d;
+	struct dirent *e;
+
+	if (!ctl->cfg && load_config(ctl) < 0)
+		return EXIT_FAILED;
+	dir = ctl->cfg->module_dir ? ctl->cfg->module_dir : MODULEDIR;
+	d = opendir(dir);
+	if (!d) {
+		snprintf(path, sizeof(path), "cannot open the module directory %s: %s", dir,
+			 strerror(errno));
+		fail_json(ctl, path);
+		return EXIT_FAILED;
+	}
+	while ((e = readdir(d)) && n < 256) {
+		size_t len = strlen(e->d_name);
+
+		if (len > 7 && strncmp(e->d_name, "mod_", 4) == 0 &&
+		    strcmp(e->d_name + len - 3, ".so") == 0)
+			names[n++] = strdup(e->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_str);
+	if (ctl->json)
+		printf("{\"ok\":true,\"modules\":[");
+	for (size_t i = 0; i < n; i++) {
+		const struct module_def *def;
+		void *h;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		/* RTLD_LAZY: the core symbols a module calls are not needed to read its
+		 * table, and parleyctl does not carry the whole core. */
+		h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+		def = h ? dlsym(h, "parley_module") : NULL;
+		if (!def || def->abi != PARLEY_MODULE_ABI) {
+			fprintf(stderr, "parleyctl: %s: not a module of this version\n", path);
+			if (h)
+				dlclose(h);
+			free(names[i]);
+			continue;
+		}
+		if (ctl->json) {
+			printf("%s{\"name\":", i ? "," : "");
+			json_str(stdout, def->name);
+			printf(",\"description\":");
+			json_str(stdout, def->description ? def->description : "");
+			printf(",\"options\":[");
+		} else {
+			printf("%s%s\n  %s\n", i ? "\n" : "", def->name,
+			       def->description ? def->description : "");
+		}
+		for (const struct module_option *o = def->options; o && o->name; o++) {
+			if (ctl->json) {
+				printf("%s{\"name\":", o == def->options ? "" : ",");
+				json_str(stdout, o->name);
+				printf(",\"type\":\"%s\",\"default\":", opt_type_name(o->type));
+				json_str(stdout, o->def ? o->def : "");
+				printf(",\"doc\":");
+				json_str(stdout, o->doc ? o->doc : "");
+				printf("}");
+			} else {
+				printf("    %-22s %-8s default %-8s %s\n", o->name,
+				       opt_type_name(o->type), o->def ? o->def : "\"\"",
+				       o->doc ? o->doc : "");
+			}
+		}
+		if (ctl->json)
+			printf("]}");
+		dlclose(h);
+		free(names[i]);
+	}
+	if (ctl->json)
+		printf("]}\n");
+	return EXIT_OK;
+}
+
 static const struct command commands[] = {
 	{ "status", "", "is parleyd running: version, uptime, hosts, sessions", cmd_status },
 	{ "stats", "", "counters: connections, sessions, stanzas, memory", cmd_stats },
@@ -536,6 +633,7 @@ static const struct command commands[] = {
 	{ "kick", "JID [REASON]", "end the sessions of a JID (bare: all its resources)",
 	  cmd_kick },
 	{ "reload", "", "re-read the config (as SIGHUP does)", cmd_reload },
+	{ "modules", "", "list the installed modules and their options", cmd_modules },
 	{ "db migrate", "", "apply pending schema migrations to the database", cmd_db_migrate },
 	{ "db version", "", "show the schema version of the database and of this build",
 	  cmd_db_version },
