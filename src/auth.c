@@ -429,7 +429,9 @@ void auth_add_mechanisms(struct xml_node *features, SSL *ssl, enum tls_mode mode
 		static const char *const types[] = { "tls-exporter", "tls-server-end-point",
 						     "tls-unique" };
 
-		if (i == 0 && SSL_version(ssl) < TLS1_3_VERSION)
+		/* tls-exporter exists only on TLS 1.3, tls-unique only below it (RFC
+		 * 9266); tls-unique is still accepted on 1.3 for older clients. */
+		if ((i == 0) != (SSL_version(ssl) >= TLS1_3_VERSION) && i != 1)
 			continue;
 		m = xml_add_child(ms, "channel-binding", NULL);
 		if (m)

@@ -499,13 +499,17 @@ static void on_auth(void *arg, enum auth_result r, const char *payload_xml,
 		break;
 	case AUTH_SUCCESS:
 		send_raw(c, payload_xml);
-		c->user = strdup(user);
+		c->user = strdup(user);	/* user points into the auth freed below */
 		c->authenticated = true;
 		stats.authenticated++;
-		auth_free(c->auth);
-		c->auth = NULL;
 		log_info("c2s", "%s: authenticated as %s@%s", conn_peer(c->conn), user,
 			 vhost_name(c->vh));
+		auth_free(c->auth);
+		c->auth = NULL;
+		if (!c->user) {
+			c2s_error(c, "internal-server-error", NULL);
+			break;
+		}
 		/* RFC 6120 §6.4.6: the client restarts the stream now. */
 		c->restart = true;
 		c->state = C2S_OPENING;

@@ -70,7 +70,7 @@ static void to_host(struct vhost *vh, struct xml_node *st, const struct jid *fro
 	if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
 		return;
 	if (iq_dispatch(vh, false, st, from, to) < 0)
-		bounce(st, "service-unavailable", NULL);
+		bounce(st, "service-unavailable", "the server does not handle this request");
 }
 
 static void message_to_bare(struct xml_node *st, const struct jid *from,
@@ -94,7 +94,7 @@ static void message_to_bare(struct xml_node *st, const struct jid *from,
 	/* §8.5.2.2: nobody to take it and no offline store. */
 	if (type && (strcmp(type, "headline") == 0 || strcmp(type, "error") == 0))
 		return;
-	bounce(st, "service-unavailable", NULL);
+	bounce(st, "service-unavailable", "the recipient is not available");
 }
 
 static void to_bare(struct vhost *vh, struct xml_node *st, const struct jid *from,
@@ -107,7 +107,8 @@ static void to_bare(struct vhost *vh, struct xml_node *st, const struct jid *fro
 		if (type && (strcmp(type, "result") == 0 || strcmp(type, "error") == 0))
 			return;
 		if (iq_dispatch(vh, true, st, from, to) < 0)
-			bounce(st, "service-unavailable", NULL);
+			bounce(st, "service-unavailable", "no handler for this request to an "
+			       "account");
 		return;
 	case STANZA_MESSAGE:
 		message_to_bare(st, from, to);
@@ -145,7 +146,7 @@ static void to_full(struct vhost *vh, struct xml_node *st, const struct jid *fro
 	switch (stanza_kind(st)) {
 	case STANZA_IQ:
 		/* RFC 6121 §8.5.3.2.2 */
-		bounce(st, "service-unavailable", NULL);
+		bounce(st, "service-unavailable", "that resource is not online");
 		return;
 	case STANZA_MESSAGE:
 		/* §8.5.3.2.1: chat and normal go to the bare JID; others are dropped or
@@ -156,7 +157,7 @@ static void to_full(struct vhost *vh, struct xml_node *st, const struct jid *fro
 				message_to_bare(st, from, bare);
 			jid_free(bare);
 		} else if (strcmp(type, "groupchat") == 0) {
-			bounce(st, "service-unavailable", NULL);
+			bounce(st, "service-unavailable", "groupchat to a gone resource");
 		}
 		return;
 	case STANZA_PRESENCE:

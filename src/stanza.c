@@ -45,6 +45,31 @@ const char *stanza_error_type(const char *condition)
 	return "cancel";
 }
 
+/* Every error carries words for a human (DESIGN.md): these when the caller
+ * has nothing more precise. */
+const char *stanza_default_text(const char *condition)
+{
+	static const struct {
+		const char *condition, *text;
+	} texts[] = {
+		{ "internal-server-error", "the server could not process this" },
+		{ "service-unavailable", "the service is not available" },
+		{ "bad-request", "the request is malformed" },
+		{ "feature-not-implemented", "this is not implemented" },
+		{ "forbidden", "you are not allowed to do this" },
+		{ "item-not-found", "no such item" },
+		{ "not-allowed", "this is not allowed" },
+		{ "unsupported-stanza-type", "this element is not a stanza the server knows" },
+		{ "resource-constraint", "the server is too busy; try again later" },
+		{ "remote-server-not-found", "the remote server cannot be reached" },
+	};
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(*texts); i++)
+		if (strcmp(texts[i].condition, condition) == 0)
+			return texts[i].text;
+	return "the request failed";
+}
+
 struct xml_node *stanza_error_reply(const struct xml_node *st, const char *type,
 				    const char *condition, const char *text)
 {
@@ -62,7 +87,9 @@ struct xml_node *stanza_error_reply(const struct xml_node *st, const char *type,
 	xml_attr_set(err, "type", type ? type : stanza_error_type(condition));
 	if (!xml_add_child(err, condition, NS_STANZAS))
 		goto fail;
-	if (text) {
+	if (!text)
+		text = stanza_default_text(condition);
+	{
 		c = xml_add_child(err, "text", NS_STANZAS);
 		if (!c || xml_add_text(c, text, strlen(text)) < 0)
 			goto fail;
@@ -99,7 +126,9 @@ struct xml_node *stanza_stream_error(const char *condition, const char *text)
 		return NULL;
 	if (!xml_add_child(e, condition, NS_STREAM_ERRORS))
 		goto fail;
-	if (text) {
+	if (!text)
+		text = stanza_default_text(condition);
+	{
 		t = xml_add_child(e, "text", NS_STREAM_ERRORS);
 		if (!t || xml_add_text(t, text, strlen(text)) < 0)
 			goto fail;

@@ -40,6 +40,9 @@ struct xml_node *stanza_error_reply(const struct xml_node *st, const char *type,
 /* An <iq type='result'/> answering iq, with payload (owned, may be NULL). */
 struct xml_node *stanza_iq_result(const struct xml_node *iq, struct xml_node *payload);
 
+/* A generic sentence for a condition, used when the caller gives no text. */
+const char *stanza_default_text(const char *condition);
+
 /* The default error type for each defined condition. */
 const char *stanza_error_type(const char *condition);
 

@@ -60,6 +60,7 @@ struct xt {
 };
 
 static SSL_CTX *tls_ctx;
+static int default_timeout_ms = XT_DEFAULT_TIMEOUT_MS;
 
 /* ---- small helpers ---- */
 
@@ -453,7 +454,7 @@ struct xt *xt_connect(const char *ip, int port, const char *src_ip, char *err, s
 			return NULL;
 		}
 	}
-	deadline = now_ms() + XT_DEFAULT_TIMEOUT_MS;
+	deadline = now_ms() + default_timeout_ms;
 	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	if (r < 0 && errno != EINPROGRESS) {
 		snprintf(err, errlen, "connect to %s:%d: %s", ip, port, strerror(errno));
@@ -477,7 +478,7 @@ struct xt *xt_connect(const char *ip, int port, const char *src_ip, char *err, s
 	if (!c)
 		abort();
 	c->fd = fd;
-	c->timeout_ms = XT_DEFAULT_TIMEOUT_MS;
+	c->timeout_ms = default_timeout_ms;
 	c->top_start = -1;
 	xt_reset_parser(c);
 	return c;
@@ -500,6 +501,10 @@ void xt_free(struct xt *c)
 }
 
 void xt_set_timeout(struct xt *c, int ms) { c->timeout_ms = ms; }
+void xt_set_default_timeout(int ms)
+{
+	default_timeout_ms = ms > 0 ? ms : XT_DEFAULT_TIMEOUT_MS;
+}
 int xt_timeout(const struct xt *c) { return c->timeout_ms; }
 const char *xt_err(const struct xt *c) { return c->err[0] ? c->err : "(no detail)"; }
 enum xt_status xt_status(const struct xt *c) { return c->status; }
@@ -840,6 +845,11 @@ static char *b64_encode(const unsigned char *in, size_t len)
 	return out;
 }
 
+char *xt_base64(const void *data, size_t len)
+{
+	return b64_encode(data, len);
+}
+
 /* Strict decoding: NULL for anything that is not canonical base64. */
 static unsigned char *b64_decode(const char *in, size_t *len)
 {
@@ -1057,7 +1067,7 @@ static int auth_scram(struct xt *c, const char *mech, const char *user, const ch
 	unsigned char csig[EVP_MAX_MD_SIZE], ssig[EVP_MAX_MD_SIZE], proof[EVP_MAX_MD_SIZE];
 	unsigned char *sfirst = NULL, *salt = NULL, *fin = NULL, *vbin = NULL;
 	char *cnonce = NULL, *name = NULL, *cfirst_bare = NULL, *cfirst = NULL, *gs2 = NULL;
-	char *cbind = NULL, *cbind64 = NULL, *snonce = NULL, *salt64 = NULL, *iters = NULL;
+	char *cbind64 = NULL, *snonce = NULL, *salt64 = NULL, *iters = NULL;
 	char *cfinal_wo = NULL, *authmsg = NULL, *proof64 = NULL, *cfinal = NULL;
 	char *v64 = NULL, *e = NULL, *ext = NULL, kind;
 	const char *cbtype = o && o->cb_type ? o->cb_type : "tls-exporter";
@@ -1082,6 +1092,10 @@ static int auth_scram(struct xt *c, const char *mech, const char *user, const ch
 		goto out;
 	r = read_sasl(c, &kind, &sfirst, &sfl);
 	if (r != 0) {
+		/* Worth knowing: failing here tells a client which user names exist. */
+		if (r == 1)
+			set_err(c, "SASL failure instead of the server-first-message: %s",
+				xt_raw(c->last));
 		ret = r;
 		goto out;
 	}
@@ -1187,7 +1201,7 @@ static int auth_scram(struct xt *c, const char *mech, const char *user, const ch
 	}
 	ret = 0;
 out:
-	free(cnonce); free(name); free(cfirst_bare); free(cfirst); free(gs2); free(cbind);
+	free(cnonce); free(name); free(cfirst_bare); free(cfirst); free(gs2);
 	free(cbind64); free(snonce); free(salt64); free(iters); free(cfinal_wo);
 	free(authmsg); free(proof64); free(cfinal); free(v64); free(e); free(ext);
 	free(sfirst); free(salt); free(fin); free(vbin);

@@ -75,6 +75,8 @@ struct xt *xt_connect(const char *ip, int port, const char *src_ip, char *err,
 		      size_t errlen);
 void xt_free(struct xt *c);
 void xt_set_timeout(struct xt *c, int ms);
+/* The timeout new connections start with (slow servers: valgrind). */
+void xt_set_default_timeout(int ms);
 int xt_timeout(const struct xt *c);
 
 /* The last problem seen on this connection, as a line of text for TAP diagnostics. */
@@ -167,6 +169,9 @@ struct xt_node *xt_stanza_error(const struct xt_node *stanza);
 const char *xt_raw(const struct xt_node *n);
 /* Whether the features list this SASL mechanism. */
 bool xt_has_mech(const struct xt_node *features, const char *mech);
+
+/* Base64 of len bytes, malloc'd (for SASL payloads the caller builds itself). */
+char *xt_base64(const void *data, size_t len);
 
 /* XML-escapes s into buf (for user names and passwords in stanzas). */
 const char *xt_escape(const char *s, char *buf, size_t len);
