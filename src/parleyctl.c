@@ -526,6 +526,53 @@ static int cmd_version(struct ctl *ctl, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ---- offline storage ---- */
+
+static int cmd_offline_purge(struct ctl *ctl, int argc, char **argv)
+{
+	char days[16], msg[600], *end;
+	const char *params[1] = { days };
+	unsigned long n;
+	PGconn *conn;
+	PGresult *res;
+	int rc = EXIT_OK;
+
+	if (argc > 1) {
+		fail_json(ctl, "usage: parleyctl offline purge [DAYS]");
+		return EXIT_USAGE;
+	}
+	if (!ctl->cfg && load_config(ctl) < 0)
+		return EXIT_FAILED;
+	n = ctl->cfg->limits.retention_days;
+	if (argc == 1) {
+		n = strtoul(argv[0], &end, 10);
+		if (*end || !*argv[0] || n > 36500) {
+			fail_json(ctl, "DAYS must be a number of days, 0 to 36500");
+			return EXIT_USAGE;
+		}
+	}
+	snprintf(days, sizeof(days), "%lu", n);
+	if (!(conn = db_connect(ctl)))
+		return EXIT_UNREACHABLE;
+	res = PQexecParams(conn, "DELETE FROM offline WHERE created <= now() - "
+			   "make_interval(days => $1::int)", 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+		msg[strcspn(msg, "\n")] = '\0';
+		fail_json(ctl, msg);
+		rc = EXIT_FAILED;
+	} else if (ctl->json) {
+		printf("{\"ok\":true,\"deleted\":%s,\"older_than_days\":%lu}\n",
+		       PQcmdTuples(res), n);
+	} else {
+		printf("deleted %s stored message%s older than %lu day%s\n", PQcmdTuples(res),
+		       strcmp(PQcmdTuples(res), "1") ? "s" : "", n, n == 1 ? "" : "s");
+	}
+	PQclear(res);
+	PQfinish(conn);
+	return rc;
+}
+
 /* ---- modules: their option tables, read from the .so files themselves ---- */
 
 static const char *opt_type_name(enum module_opt_type t)
@@ -634,6 +681,8 @@ static const struct command commands[] = {
 	  cmd_kick },
 	{ "reload", "", "re-read the config (as SIGHUP does)", cmd_reload },
 	{ "modules", "", "list the installed modules and their options", cmd_modules },
+	{ "offline purge", "[DAYS]", "delete stored offline messages older than DAYS "
+	  "(default: retention-days)", cmd_offline_purge },
 	{ "db migrate", "", "apply pending schema migrations to the database", cmd_db_migrate },
 	{ "db version", "", "show the schema version of the database and of this build",
 	  cmd_db_version },
