@@ -696,7 +696,8 @@ static void bounce(struct c2s *c, struct xml_node *st, const char *cond, const c
 	}
 }
 
-static void handle_session_stanza(struct c2s *c, struct xml_node *st)
+/* Returns true when st was handed on (the caller's reference with it). */
+static bool handle_session_stanza(struct c2s *c, struct xml_node *st)
 {
 	enum stanza_kind kind = stanza_kind(st);
 	const struct jid *me = session_jid(c->sess);
@@ -710,15 +711,15 @@ static void handle_session_stanza(struct c2s *c, struct xml_node *st)
 		if (hooks_run(vhost_name(c->vh), HOOK_C2S_ELEMENT, &a) != HOOK_STOP)
 			c2s_error(c, "unsupported-stanza-type", "this element is not a stanza "
 				  "the server knows");
-		return;
+		return false;
 	}
 	if (stamp_from(c, st) < 0)
-		return;
+		return false;
 	if (to) {
 		toj = jid_new(to, &err);
 		if (!toj) {
 			bounce(c, st, "jid-malformed", err);
-			return;
+			return false;
 		}
 		xml_attr_set(st, "to", toj->full);	/* the prepared form */
 	}
@@ -764,9 +765,14 @@ static void handle_session_stanza(struct c2s *c, struct xml_node *st)
 		xml_attr_set(st, "to", bare);
 		free(bare);
 	}
-	router_route(xml_ref(st));
+	jid_free(toj);
+	/* Our reference goes with it: the router may then change the tree in
+	 * place (stanza-id) instead of copying it. */
+	router_route(st);
+	return true;
 out:
 	jid_free(toj);
+	return false;
 }
 
 static void on_stanza(void *arg, struct xml_node *st)
@@ -803,16 +809,14 @@ static void on_stanza(void *arg, struct xml_node *st)
 		c2s_error(c, "not-authorized", "bind a resource first");
 		break;
 	case C2S_SESSION:
-		if (!is_client && stanza_kind(st) == STANZA_OTHER && !(st->ns &&
-		    strcmp(st->ns, NS_CLIENT) == 0)) {
-			handle_session_stanza(c, st);	/* extension elements (XEP-0198) */
-			break;
-		}
-		if (stanza_kind(st) == STANZA_OTHER) {
+		/* Stanzas, and extension elements such as XEP-0198's for the hooks;
+		 * an unknown element in jabber:client is an error. */
+		if (is_client && stanza_kind(st) == STANZA_OTHER) {
 			c2s_error(c, "unsupported-stanza-type", NULL);
 			break;
 		}
-		handle_session_stanza(c, st);
+		if (handle_session_stanza(c, st))
+			return;
 		break;
 	default:
 		break;

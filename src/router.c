@@ -8,8 +8,11 @@
  */
 #include "router.h"
 
+#include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include "jid.h"
 #include "log.h"
@@ -19,6 +22,7 @@
 #include "vhost.h"
 
 #define ROUTE_FANOUT_MAX 64
+#define NS_SID "urn:xmpp:sid:0"
 
 static struct router_stats stats;
 
@@ -176,6 +180,82 @@ static void to_full(struct vhost *vh, struct xml_node *st, const struct jid *fro
 	}
 }
 
+/*
+ * XEP-0359 ids: unique and time-ordered as strings, "TTTTTTTTTTTTNNNNCCCCCC" in
+ * hex: milliseconds since the epoch, a random node tag (two nodes of a cluster
+ * must not collide), and a counter within the millisecond.
+ */
+void router_new_id(char out[ROUTER_ID_LEN + 1])
+{
+	static unsigned node, counter;
+	static unsigned long long last_ms;
+	struct timeval tv;
+	unsigned long long ms;
+
+	if (!node) {
+		unsigned char r[2];
+
+		RAND_bytes(r, sizeof(r));
+		node = (unsigned)(r[0] << 8 | r[1]) | 1;
+	}
+	gettimeofday(&tv, NULL);
+	ms = (unsigned long long)tv.tv_sec * 1000 + (unsigned long long)tv.tv_usec / 1000;
+	if (ms <= last_ms) {
+		ms = last_ms;	/* the clock went back, or the same millisecond */
+		if (++counter > 0xffffff) {
+			counter = 0;
+			ms = ++last_ms;
+		}
+	} else {
+		counter = 0;
+		last_ms = ms;
+	}
+	snprintf(out, ROUTER_ID_LEN + 1, "%012llx%04x%06x", ms & 0xffffffffffffull,
+		 node & 0xffff, counter);
+}
+
+/*
+ * A message to a local account gets our stanza-id (by = the account), and
+ * any stanza-id claiming to be ours that the sender put in is removed: only
+ * the server may vouch for it (XEP-0359 §3.1).
+ */
+static struct xml_node *stamp_stanza_id(struct xml_node *st, const struct jid *to)
+{
+	struct xml_node *c, *next, *sid;
+	char id[ROUTER_ID_LEN + 1];
+	char *by = jid_bare_str(to);
+
+	if (!by)
+		return st;
+	if (st->refs > 1) {
+		/* Shared with someone else: ours to change only as a copy. */
+		c = xml_copy(st);
+		if (!c) {
+			free(by);
+			return st;
+		}
+		xml_unref(st);
+		st = c;
+	}
+	for (c = xml_child(st, "stanza-id", NS_SID); c; c = next) {
+		const char *cby = xml_attr(c, "by");
+
+		next = xml_next(c, "stanza-id", NS_SID);
+		if (cby && strcmp(cby, by) == 0) {
+			xml_detach(c);
+			xml_unref(c);
+		}
+	}
+	sid = xml_add_child(st, "stanza-id", NS_SID);
+	if (sid) {
+		router_new_id(id);
+		xml_attr_set(sid, "id", id);
+		xml_attr_set(sid, "by", by);
+	}
+	free(by);
+	return st;
+}
+
 void router_route(struct xml_node *st)
 {
 	const char *froms = xml_attr(st, "from"), *tos = xml_attr(st, "to");
@@ -193,6 +273,12 @@ void router_route(struct xml_node *st)
 		/* Server-to-server links come later. */
 		bounce(st, "remote-server-not-found", "this server does not federate yet");
 		goto out;
+	}
+	if (to->local && stanza_kind(st) == STANZA_MESSAGE) {
+		const char *type = xml_attr(st, "type");
+
+		if (!type || strcmp(type, "error") != 0)
+			st = stamp_stanza_id(st, to);
 	}
 	if (!to->local)
 		to_host(vh, st, from, to);

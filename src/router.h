@@ -11,7 +11,13 @@
 
 #include "xml.h"
 
-/* Consumes the caller's reference to stanza. */
+#define ROUTER_ID_LEN 22
+
+/* A new unique, time-ordered id (XEP-0359 stanza-id). */
+void router_new_id(char out[ROUTER_ID_LEN + 1]);
+
+/* Consumes the caller's reference to stanza. Messages to a local account get
+ * a XEP-0359 <stanza-id/> (one a sender forged with our 'by' is removed). */
 void router_route(struct xml_node *stanza);
 
 /* Messages routed, and IQs answered with an error because no one handled them. */
