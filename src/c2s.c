@@ -88,10 +88,18 @@ static void send_xml(struct c2s *c, const struct xml_node *n)
 		conn_write_xml(c->conn, n, NS_CLIENT);
 }
 
+/* Output waiting for a client that does not read: bounded, or a stalled
+ * reader would hold the server's memory hostage. */
+#define C2S_OUTPUT_MAX (4u << 20)
+
 void c2s_send(struct c2s *c, const struct xml_node *stanza)
 {
 	if (c->state != C2S_SESSION)
 		return;
+	if (conn_output_pending(c->conn) > C2S_OUTPUT_MAX) {
+		c2s_error(c, "policy-violation", "the client does not read its stream");
+		return;
+	}
 	stats.stanzas_out++;
 	send_xml(c, stanza);
 }
