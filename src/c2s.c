@@ -392,6 +392,12 @@ static void on_stream_close(void *arg)
 	send_raw(c, "</stream:stream>");
 	c->state = C2S_CLOSED;
 	conn_close(c->conn);
+	/* From now on stanzas for this resource follow the rules for a gone one,
+	 * rather than being written to a stream that is closing. */
+	if (c->sess) {
+		sm_unbind(c->sess, "logged out");
+		c->sess = NULL;
+	}
 }
 
 /* ---- features ---- */

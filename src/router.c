@@ -58,6 +58,8 @@ static size_t best_sessions(const struct jid *to, struct session **out, size_t m
 		if (session_available(all[i]) && session_priority(all[i]) >= 0 &&
 		    session_priority(all[i]) > best)
 			best = session_priority(all[i]);
+	if (best < 0)
+		return 0;	/* only negative priorities: none gets bare-JID stanzas */
 	for (size_t i = 0; i < n && k < max; i++)
 		if (session_available(all[i]) && session_priority(all[i]) == best)
 			out[k++] = all[i];

@@ -91,7 +91,7 @@ static const char *const sasl_names[] = { "auto", "plain", "scram-sha-1", "scram
 static const char *const scenario_names[] = { "login", "idle", "chat", "offline" };
 
 static struct {
-	const char *host, *addr, *prefix, *password, *resource, *register_cmd;
+	const char *host, *addr, *prefix, *password, *resource, *register_cmd, *scram_cache;
 	int port;
 	enum tls_mode tls;
 	enum sasl_choice sasl;
@@ -125,6 +125,7 @@ static uint64_t now_ns(void)
 }
 
 static int worker_id = -1;	/* -1 in the parent */
+static uint64_t run_start;	/* CLOCK_MONOTONIC is system-wide: older messages are stale */
 static bool loopback4;		/* the server is on 127.0.0.0/8: sources can spread */
 
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -912,6 +913,7 @@ struct scram_keys {
 struct scram_entry {
 	struct scram_entry *next;
 	bool sha256;
+	bool saved;		/* in the --scram-cache file already */
 	unsigned iterations;
 	size_t salt_len;
 	struct scram_keys k;
@@ -921,31 +923,133 @@ struct scram_entry {
 #define SCRAM_BUCKETS 4096
 static struct scram_entry *scram_cache[SCRAM_BUCKETS];
 static uint64_t pbkdf2_runs;
+static int scram_file = -1;		/* --scram-cache, opened for appending */
+static char scram_pwtag[17];		/* which password the file's keys are for */
 
-static int scram_keys_get(bool sha256, const unsigned char *salt, size_t salt_len,
-			  unsigned iterations, struct scram_keys *out)
+static uint32_t scram_bucket(bool sha256, const unsigned char *salt, size_t salt_len,
+			     unsigned iterations)
+{
+	uint32_t h = 2166136261u ^ iterations ^ (sha256 ? 0x5a5a5a5au : 0);
+
+	for (size_t i = 0; i < salt_len; i++)
+		h = (h ^ salt[i]) * 16777619u;
+	return h % SCRAM_BUCKETS;
+}
+
+static struct scram_entry *scram_insert(bool sha256, const unsigned char *salt,
+					size_t salt_len, unsigned iterations)
+{
+	struct scram_entry *e;
+	uint32_t h = scram_bucket(sha256, salt, salt_len, iterations);
+
+	if (salt_len > sizeof(e->salt))
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->sha256 = sha256;
+	e->iterations = iterations;
+	e->salt_len = salt_len;
+	memcpy(e->salt, salt, salt_len);
+	e->next = scram_cache[h];
+	scram_cache[h] = e;
+	return e;
+}
+
+/*
+ * The key file lets a series of runs skip PBKDF2: on this 2-core box one
+ * SCRAM-SHA-256 derivation costs the bench about a millisecond, which is more
+ * than the server spends on the whole login. One line per key set:
+ * "PWTAG sha1|sha256 ITERATIONS SALT CLIENTKEY STOREDKEY SERVERKEY" (base64),
+ * where PWTAG is a hash of the password, so another --password skips them.
+ */
+static void scram_file_open(const char *path)
+{
+	unsigned char d[32];
+	char line[1024];
+	FILE *f;
+
+	if (!EVP_Digest(opt.password, strlen(opt.password), d, NULL, EVP_sha256(), NULL))
+		return;
+	for (int i = 0; i < 8; i++)
+		snprintf(scram_pwtag + 2 * i, 3, "%02x", d[i]);
+	f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		char tag[32], alg[16], salt[128], ck[128], sk[128], svk[128];
+		unsigned char sb[64], kb[3][EVP_MAX_MD_SIZE];
+		unsigned iter;
+		ssize_t sl, kl[3];
+		struct scram_entry *e;
+		bool sha256;
+
+		if (sscanf(line, "%31s %15s %u %127s %127s %127s %127s", tag, alg, &iter, salt, ck,
+			   sk, svk) != 7 || strcmp(tag, scram_pwtag) != 0)
+			continue;
+		sha256 = strcmp(alg, "sha256") == 0;
+		sl = b64_decode(salt, strlen(salt), sb, sizeof(sb));
+		kl[0] = b64_decode(ck, strlen(ck), kb[0], sizeof(kb[0]));
+		kl[1] = b64_decode(sk, strlen(sk), kb[1], sizeof(kb[1]));
+		kl[2] = b64_decode(svk, strlen(svk), kb[2], sizeof(kb[2]));
+		if (sl <= 0 || kl[0] != (sha256 ? 32 : 20) || kl[1] != kl[0] || kl[2] != kl[0])
+			continue;
+		e = scram_insert(sha256, sb, (size_t)sl, iter);
+		if (!e)
+			break;
+		e->saved = true;
+		memcpy(e->k.client_key, kb[0], (size_t)kl[0]);
+		memcpy(e->k.stored_key, kb[1], (size_t)kl[0]);
+		memcpy(e->k.server_key, kb[2], (size_t)kl[0]);
+	}
+	if (f)
+		fclose(f);
+	scram_file = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (scram_file < 0)
+		note("--scram-cache %s: %s", path, strerror(errno));
+}
+
+/* Called once the server accepted the proof: keys derived from the fake salt
+ * a server hands out for a missing account are not worth keeping. */
+static void scram_file_add(struct scram_entry *e)
+{
+	char line[1024], salt[100], k[3][100];
+	size_t hl = e->sha256 ? 32 : 20;
+	int n;
+
+	if (!e || e->saved)
+		return;
+	e->saved = true;
+	if (scram_file < 0 || !b64_encode(e->salt, e->salt_len, salt, sizeof(salt)) ||
+	    !b64_encode(e->k.client_key, hl, k[0], sizeof(k[0])) ||
+	    !b64_encode(e->k.stored_key, hl, k[1], sizeof(k[1])) ||
+	    !b64_encode(e->k.server_key, hl, k[2], sizeof(k[2])))
+		return;
+	n = snprintf(line, sizeof(line), "%s %s %u %s %s %s %s\n", scram_pwtag,
+		     e->sha256 ? "sha256" : "sha1", e->iterations, salt, k[0], k[1], k[2]);
+	/* One write per line: O_APPEND keeps the workers' lines whole. */
+	if (n > 0 && (size_t)n < sizeof(line) && write(scram_file, line, (size_t)n) != n)
+		note("--scram-cache: write failed: %s", strerror(errno));
+}
+
+static struct scram_entry *scram_keys_get(bool sha256, const unsigned char *salt,
+					  size_t salt_len, unsigned iterations,
+					  struct scram_keys *out)
 {
 	const EVP_MD *md = sha256 ? EVP_sha256() : EVP_sha1();
 	unsigned hlen = (unsigned)EVP_MD_get_size(md), l;
 	unsigned char salted[EVP_MAX_MD_SIZE];
-	uint32_t h = 2166136261u ^ iterations ^ (sha256 ? 0x5a5a5a5au : 0);
+	uint32_t h = scram_bucket(sha256, salt, salt_len, iterations);
 	struct scram_entry *e;
 
-	if (salt_len > sizeof(e->salt))
-		return -1;
-	for (size_t i = 0; i < salt_len; i++)
-		h = (h ^ salt[i]) * 16777619u;
-	h %= SCRAM_BUCKETS;
 	for (e = scram_cache[h]; e; e = e->next) {
 		if (e->sha256 == sha256 && e->iterations == iterations &&
 		    e->salt_len == salt_len && memcmp(e->salt, salt, salt_len) == 0) {
 			*out = e->k;
-			return 0;
+			return e;
 		}
 	}
-	e = calloc(1, sizeof(*e));
+	e = scram_insert(sha256, salt, salt_len, iterations);
 	if (!e)
-		return -1;
+		return NULL;
 	pbkdf2_runs++;
 	if (!PKCS5_PBKDF2_HMAC(opt.password, (int)strlen(opt.password), salt, (int)salt_len,
 			       (int)iterations, md, (int)hlen, salted) ||
@@ -954,20 +1058,16 @@ static int scram_keys_get(bool sha256, const unsigned char *salt, size_t salt_le
 	    !EVP_Digest(e->k.client_key, hlen, e->k.stored_key, NULL, md, NULL) ||
 	    !HMAC(md, salted, (int)hlen, (const unsigned char *)"Server Key", 10,
 		  e->k.server_key, &l)) {
+		scram_cache[h] = e->next;	/* just inserted at the head */
 		free(e);
-		return -1;
+		return NULL;
 	}
-	e->sha256 = sha256;
-	e->iterations = iterations;
-	e->salt_len = salt_len;
-	memcpy(e->salt, salt, salt_len);
-	e->next = scram_cache[h];
-	scram_cache[h] = e;
 	*out = e->k;
-	return 0;
+	return e;
 }
 
 struct scram {
+	struct scram_entry *keys;
 	bool sha256;
 	bool verified;
 	char cnonce[25];
@@ -1022,8 +1122,9 @@ struct report {
 	uint32_t sm_offered, sm_used, senders_unacked, pad;
 	uint64_t t_first, t_last;
 	uint64_t sent, blocked, delivered, late, unique, dup, misrouted, foreign, bounced;
-	uint64_t disconnects, acked, expected, pbkdf2, rx_total;
+	uint64_t disconnects, acked, expected, pbkdf2, rx_total, stale;
 	uint64_t t_send_first, t_acked, t_rx_last;
+	uint64_t send_cpu_ns, send_wall_ns;	/* chat: this worker while it sent */
 	char mech[24];
 	char first_error[200];
 	char bounce_cond[64];
@@ -1094,13 +1195,14 @@ static struct {
 	/* chat */
 	uint32_t *online_all, n_online_all;
 	uint32_t *online_local, n_online_local;
-	bool stepping, step_open;
-	uint64_t step_start, step_end;
+	bool stepping, step_open, step_began;
+	uint64_t step_start, step_end, step_cpu0;
 	double step_rate;
 	uint64_t step_sent;
 	/* receive accounting over the whole run */
 	struct bits *bits;
-	uint64_t unique, dup, misrouted, foreign, bounced, rx_total, disconnects;
+	uint64_t unique, dup, misrouted, foreign, bounced, rx_total, disconnects, stale;
+	bool sm_offered, sm_used;
 	uint64_t sent_total, last_rx;
 	char bounce_cond[64];
 	/* offline */
@@ -1605,7 +1707,7 @@ static int on_features(struct sess *s, const struct el *f)
 		return H_GONE;
 	}
 	if (s->sm_offered)
-		W.rep.sm_offered = 1;
+		W.sm_offered = true;
 	{
 		char buf[256];
 
@@ -1667,6 +1769,7 @@ static int on_sasl(struct sess *s, const struct el *e)
 				return H_GONE;
 			}
 			s->scram->verified = true;
+			scram_file_add(s->scram->keys);
 		} else if (el_is(e, "challenge", NULL)) {
 			/* server-first-message: r=NONCE,s=SALT,i=ITERATIONS */
 			const char *r, *sl, *it;
@@ -1689,8 +1792,10 @@ static int on_sasl(struct sess *s, const struct el *e)
 				return H_GONE;
 			}
 			saltn = b64_decode(sl, sll, salt, sizeof(salt));
-			if (saltn <= 0 || scram_keys_get(s->scram->sha256, salt, (size_t)saltn,
-							 (unsigned)iter, &k) < 0) {
+			if (saltn > 0)
+				s->scram->keys = scram_keys_get(s->scram->sha256, salt,
+								(size_t)saltn, (unsigned)iter, &k);
+			if (saltn <= 0 || !s->scram->keys) {
 				sess_fail(s, F_AUTH, "SCRAM: bad salt or key derivation failed");
 				return H_GONE;
 			}
@@ -1910,6 +2015,12 @@ static void on_message(struct sess *s, const struct el *e)
 		W.foreign++;
 		return;
 	}
+	if (ts < run_start) {
+		/* Sent by an earlier run (a server that kept it, offline): it says
+		 * nothing about this one and must not hide a loss. */
+		W.stale++;
+		return;
+	}
 	rcpt = to ? jid_account(to, tol) : -1;
 	if (rcpt != (int64_t)s->idx)
 		W.misrouted++;
@@ -2109,7 +2220,7 @@ static int handle(struct sess *s, enum scan_ev ev, const char *p, size_t len)
 	case S_SM:
 		if (el_is(&e, "enabled", NULL)) {
 			s->sm_on = true;
-			W.rep.sm_used = 1;
+			W.sm_used = true;
 			return login_complete(s);
 		}
 		if (el_is(&e, "failed", NULL))
@@ -2268,6 +2379,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 			W.rep.dup = W.dup;
 			W.rep.expected = W.expected_local;
 			W.rep.t_rx_last = W.last_rx;
+			W.rep.stale = W.stale;
 			report_send(R_ORECV, NULL, 0);
 		}
 	}
@@ -2497,6 +2609,15 @@ static size_t build_chat(char *p, uint32_t to, uint32_t seq, bool bare)
 	return (size_t)(p - start);
 }
 
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void step_report(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what, (void)arg;
@@ -2513,10 +2634,18 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what, (void)arg;
 	if (!W.stepping || now < W.step_start)
 		return;
+	if (!W.step_began) {
+		/* The bench's own load is measured over the sending window only:
+		 * the drain after it would dilute it. */
+		W.step_began = true;
+		W.step_cpu0 = cpu_ns();
+	}
 	if (now >= W.step_end) {
 		struct timeval tv;
 		uint64_t d = W.step_end + (uint64_t)(opt.drain_s * 1e9) - now;
 
+		W.rep.send_cpu_ns = cpu_ns() - W.step_cpu0;
+		W.rep.send_wall_ns = now - W.step_start;
 		W.stepping = false;
 		event_del(W.tick_ev);
 		tv.tv_sec = (time_t)(d / 1000000000u);
@@ -2576,6 +2705,7 @@ static void do_step(const struct cmd *c)
 	W.step_start = c->t_start;
 	W.step_end = c->t_start + c->duration_ns;
 	W.step_sent = 0;
+	W.step_began = false;
 	W.stepping = true;
 	W.step_open = true;
 	if (event_add(W.tick_ev, &tv) < 0)
@@ -2591,6 +2721,8 @@ static void offline_check_done(void)
 	W.osending = false;
 	W.rep.t_acked = now_ns();
 	W.rep.bounced = W.bounced;
+	W.rep.sm_offered = W.sm_offered;
+	W.rep.sm_used = W.sm_used;
 	snprintf(W.rep.bounce_cond, sizeof(W.rep.bounce_cond), "%s", W.bounce_cond);
 	report_send(R_OSENT, NULL, 0);
 }
@@ -2666,6 +2798,7 @@ static void final_report(void)
 	W.rep.disconnects = W.disconnects;
 	W.rep.sent = W.sent_total;
 	W.rep.rx_total = W.rx_total;
+	W.rep.stale = W.stale;
 	snprintf(W.rep.bounce_cond, sizeof(W.rep.bounce_cond), "%s", W.bounce_cond);
 	report_send(R_FINAL, NULL, 0);
 	_exit(0);
@@ -2813,6 +2946,8 @@ static void worker_main(int id, int cmd_fd, int rep_fd)
 				W.expected_local++;
 		}
 	}
+	if (opt.scram_cache)
+		scram_file_open(opt.scram_cache);
 	W.ssl = SSL_CTX_new(TLS_client_method());
 	if (!W.ssl)
 		fatal("SSL_CTX_new failed");
@@ -2995,12 +3130,14 @@ static struct {
 	pid_t pid;
 	int cmd, rep;
 	bool done;
+	bool gone;	/* exited after its final report */
 } wk[MAX_WORKERS];
 static struct report *reps;
 static uint8_t *pmap;	/* the merged online map */
 static size_t pmap_len;
 static char perr[512];	/* the first error; makes "ok" false */
 static char used_mech[24];
+static bool workers_broken;	/* a worker died or the deadline passed: no goodbye */
 static uint64_t deadline;
 static const char *phase = "starting";
 
@@ -3023,6 +3160,7 @@ static int send_cmd(int w, uint32_t type, const struct cmd *c, const void *extra
 	if (write_full(wk[w].cmd, &h, sizeof(h)) < 0 || write_full(wk[w].cmd, c, sizeof(*c)) < 0 ||
 	    (elen && write_full(wk[w].cmd, extra, elen) < 0)) {
 		set_error("worker %d is gone (while %s)", w, phase);
+		workers_broken = true;
 		return -1;
 	}
 	return 0;
@@ -3058,28 +3196,37 @@ static int wait_reports(uint32_t type, uint64_t until)
 			if (!type && until && now >= until && until < deadline)
 				return 0;
 			set_error("timeout (--timeout %.0f s) while %s", opt.timeout_s, phase);
+			workers_broken = true;
 			return -1;
 		}
 		for (int w = 0; w < opt.j; w++) {
-			pf[n].fd = wk[w].rep;
+			pf[n].fd = wk[w].gone ? -1 : wk[w].rep;
 			pf[n].events = POLLIN;
 			n++;
 		}
 		r = poll(pf, (nfds_t)n, (int)((stop - now) / 1000000 + 1));
 		if (r < 0 && errno != EINTR) {
 			set_error("poll: %s", strerror(errno));
+			workers_broken = true;
 			return -1;
 		}
 		for (int w = 0; r > 0 && w < opt.j; w++) {
 			struct msg_hdr h;
 			size_t extra;
+			int rr;
 
 			if (!(pf[w].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
-			if (read_full(wk[w].rep, &h, sizeof(h)) != 0 || h.len < sizeof(struct report) ||
+			rr = read_full(wk[w].rep, &h, sizeof(h));
+			if (rr == 1 && wk[w].done && type == R_FINAL) {
+				wk[w].gone = true;	/* it said goodbye and left */
+				continue;
+			}
+			if (rr != 0 || h.len < sizeof(struct report) ||
 			    h.len > sizeof(struct report) + pmap_len ||
 			    read_full(wk[w].rep, &reps[w], sizeof(struct report)) != 0) {
 				set_error("worker %d died while %s", w, phase);
+				workers_broken = true;
 				return -1;
 			}
 			extra = h.len - sizeof(struct report);
@@ -3089,6 +3236,7 @@ static int wait_reports(uint32_t type, uint64_t until)
 				if (!buf || read_full(wk[w].rep, buf, extra) != 0) {
 					free(buf);
 					set_error("worker %d: short report", w);
+					workers_broken = true;
 					return -1;
 				}
 				for (size_t i = 0; i < extra && i < pmap_len; i++)
@@ -3097,6 +3245,7 @@ static int wait_reports(uint32_t type, uint64_t until)
 			}
 			if (h.type == R_FATAL) {
 				set_error("worker %d: %s", w, reps[w].first_error);
+				workers_broken = true;
 				return -1;
 			}
 			if (h.type == type && !wk[w].done) {
@@ -3116,8 +3265,15 @@ static void kill_workers(void)
 		bool any = false;
 
 		for (int w = 0; w < opt.j; w++) {
-			if (wk[w].pid > 0 && waitpid(wk[w].pid, NULL, WNOHANG) == wk[w].pid)
+			int st;
+
+			if (wk[w].pid > 0 && waitpid(wk[w].pid, &st, WNOHANG) == wk[w].pid) {
+				if (WIFSIGNALED(st) && WTERMSIG(st) != SIGTERM)
+					note("worker %d was killed by signal %d", w, WTERMSIG(st));
+				else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+					note("worker %d exited with status %d", w, WEXITSTATUS(st));
 				wk[w].pid = 0;
+			}
 			any |= wk[w].pid > 0;
 		}
 		if (!any)
@@ -3211,6 +3367,7 @@ static void sum_reports(struct report *s)
 		s->expected += r->expected;
 		s->pbkdf2 += r->pbkdf2;
 		s->rx_total += r->rx_total;
+		s->stale += r->stale;
 		if (!s->mech[0] && r->mech[0])
 			memcpy(s->mech, r->mech, sizeof(s->mech));
 		if (!s->first_error[0] && r->first_error[0])
@@ -3269,9 +3426,14 @@ static int phase_login(uint32_t which, const char *pfx, struct report *sum)
 	if (sum->mech[0] && !used_mech[0])
 		memcpy(used_mech, sum->mech, sizeof(used_mech));
 	json_logins(pfx, sum, cpu, mx, (double)(now_ns() - t0) / 1e9, srv);
-	note("%s%u logged in, %u failed in %.1f s%s%s", pfx, sum->ok, sum->failed,
+	note("%s%u logged in, %u failed in %.1f s%s%s", which ? "receivers: " :
+	     opt.sc == SC_OFFLINE ? "senders: " : "", sum->ok, sum->failed,
 	     (double)(now_ns() - t0) / 1e9, sum->first_error[0] ? "; first error: " : "",
 	     sum->first_error);
+	if (!sum->ok && sum->attempted) {
+		set_error("no session could log in; first error: %s", sum->first_error);
+		return -1;
+	}
 	return 0;
 }
 
@@ -3305,6 +3467,9 @@ static void scenario_idle(void)
 		j_num("bench_rss_kib", b, 0);
 		j_num("bench_rss_kib_per_session", sum.ok ? b / sum.ok : NAN, 2);
 	}
+	if (sum.ok && after.rss - before.rss < 0.05 * sum.ok)
+		j_str("memory_note", "the server's memory hardly grew: it probably reuses what "
+		      "earlier sessions freed; measure on a freshly started server");
 	note("server memory per session: %.2f KiB RSS, %.2f KiB PSS",
 	     sum.ok ? (after.rss - before.rss) / sum.ok : NAN,
 	     sum.ok ? (after.pss - before.pss) / sum.ok : NAN);
@@ -3335,8 +3500,8 @@ static void scenario_chat(void)
 	j_num("drain_seconds", opt.drain_s, 1);
 	j_open("steps", '[');
 	for (int i = 0; i < opt.nrates && !behind; i++) {
-		double before[MAX_WORKERS], cpu, mx, srv0, srv, wall, lat99;
-		uint64_t t0, need = (uint64_t)((opt.step_s + opt.drain_s + 6) * 1e9);
+		double before[MAX_WORKERS], cpu, mx = 0, srv0, srv, lat99, target;
+		uint64_t need = (uint64_t)((opt.step_s + opt.drain_s + 1) * 1e9);
 		double rate = opt.rates[i];
 		bool fell;
 
@@ -3344,6 +3509,9 @@ static void scenario_chat(void)
 			note("stopping before %.0f msgs/s: --timeout leaves no room", rate);
 			j_close(']');
 			j_bool("truncated_by_timeout", true);
+			if (i == 0)
+				set_error("--timeout %.0f s leaves no time for a %.1f s step",
+					  opt.timeout_s, opt.step_s);
 			goto totals;
 		}
 		c.step = (uint32_t)i;
@@ -3353,17 +3521,20 @@ static void scenario_chat(void)
 		c.drain_ns = (uint64_t)(opt.drain_s * 1e9);
 		workers_cpu(NULL, NULL, before);
 		srv0 = server_cpu();
-		t0 = now_ns();
 		phase = "running a chat step";
 		if (send_all(C_STEP, &c, NULL, 0) < 0 || wait_reports(R_STEP, 0) < 0) {
 			j_close(']');
 			return;
 		}
-		wall = (double)(now_ns() - t0) / 1e9;
-		cpu = workers_cpu(&mx, before, NULL);
+		cpu = workers_cpu(NULL, before, NULL);
+		for (int w = 0; w < opt.j; w++)
+			if (reps[w].send_wall_ns &&
+			    (double)reps[w].send_cpu_ns / (double)reps[w].send_wall_ns > mx)
+				mx = (double)reps[w].send_cpu_ns / (double)reps[w].send_wall_ns;
 		srv = server_cpu() - srv0;
 		sum_reports(&sum);
 		lat99 = hist_pct(&sum.h, 0.99);
+		target = rate * opt.step_s;
 		fell = sum.delivered < 0.95 * (double)(sum.sent - sum.blocked) ||
 		       !(lat99 <= 1e6) || sum.sent == 0;
 		j_open(NULL, '{');
@@ -3379,16 +3550,17 @@ static void scenario_chat(void)
 		j_num("latency_us_max", sum.h.n ? (double)sum.h.max : NAN, 0);
 		j_num("server_cpu_s", srv, 2);
 		j_num("server_cpu_s_per_100k", sum.delivered ? srv * 1e5 / sum.delivered : NAN, 3);
+		j_bool("rate_reached", (double)(sum.sent - sum.blocked) >= 0.95 * target);
 		j_num("bench_cpu_s", cpu, 2);
-		j_num("bench_cpu_share", mx / wall, 3);
-		j_bool("bench_bottleneck", mx / wall > 0.9);
+		j_num("bench_cpu_share", mx, 3);
+		j_bool("bench_bottleneck", mx > 0.9);
 		j_bool("fell_behind", fell);
 		j_close('}');
 		note("step %.0f msgs/s: sent %" PRIu64 ", delivered %" PRIu64 " (%.0f/s), "
 		     "p50 %.0f us, p99 %.0f us, server %.2f s CPU, bench %.0f%% of a core%s",
 		     rate, sum.sent - sum.blocked, sum.delivered,
 		     (double)sum.delivered / opt.step_s, hist_pct(&sum.h, 0.5), lat99, srv,
-		     100 * mx / wall, fell ? " - fell behind" : "");
+		     100 * mx, fell ? " - fell behind" : "");
 		if (fell)
 			behind = true;
 		else
@@ -3448,6 +3620,7 @@ static void scenario_offline(void)
 		j_u64("received_unique", sum.unique);
 		j_u64("duplicates", sum.dup);
 		j_u64("missing", sent > sum.unique ? sent - sum.unique : 0);
+		j_u64("stale_from_earlier_runs", sum.stale);
 		j_num("flush_seconds", flush_s, 3);
 		j_num("flush_rate", (double)sum.unique / flush_s, 1);
 		note("flushed %" PRIu64 " of %" PRIu64 " in %.2f s, %" PRIu64 " duplicates",
@@ -3493,6 +3666,7 @@ static void usage(FILE *f)
 "  --messages M          offline: messages to store (default 10000)\n"
 "  --quiet S             offline: give up on missing messages after S quiet seconds (3)\n"
 "  --no-sm               offline: do not use XEP-0198 acks even if offered\n"
+"  --scram-cache FILE    keep derived SCRAM keys in FILE across runs (no PBKDF2)\n"
 "  --timeout S           overall bound (default 120)\n"
 "  --seed N              random seed\n"
 "  -v, --verbose         more progress on stderr\n"
@@ -3581,6 +3755,7 @@ static void parse_args(int argc, char **argv)
 		O_TLS = 256, O_SASL, O_PID, O_RATE, O_RATES, O_STEP, O_DRAIN, O_HOLD, O_SETTLE,
 		O_MESSAGES, O_TIMEOUT, O_PREFIX, O_PASSWORD, O_RESOURCE, O_REGCMD, O_IBR, O_NOREG,
 		O_LOGINRATE, O_MAXPEND, O_LOGINTO, O_CPA, O_BURST, O_NOSM, O_QUIET, O_SEED, O_HELP,
+		O_SCRAMCACHE,
 	};
 	static const struct option lo[] = {
 		{ "scenario", required_argument, NULL, 's' },
@@ -3609,6 +3784,7 @@ static void parse_args(int argc, char **argv)
 		{ "no-sm", no_argument, NULL, O_NOSM },
 		{ "quiet", required_argument, NULL, O_QUIET },
 		{ "seed", required_argument, NULL, O_SEED },
+		{ "scram-cache", required_argument, NULL, O_SCRAMCACHE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -3742,6 +3918,7 @@ static void parse_args(int argc, char **argv)
 			opt.burst = (uint32_t)u;
 			break;
 		case O_NOSM: opt.sm = false; break;
+		case O_SCRAMCACHE: opt.scram_cache = optarg; break;
 		case O_QUIET:
 			if (!parse_double(optarg, &opt.quiet_s))
 				fail_early("bad --quiet");
@@ -3805,6 +3982,8 @@ int main(int argc, char **argv)
 {
 	struct rlimit rl;
 	uint64_t t_start = now_ns(), per_worker;
+
+	run_start = t_start;
 	char *body = NULL;
 	size_t body_len = 0;
 	struct cmd c = { 0 };
@@ -3917,9 +4096,12 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
-	if (!perr[0]) {
+	if (!workers_broken) {
 		struct report sum;
+		char keep[sizeof(perr)];
 
+		memcpy(keep, perr, sizeof(perr));
+		perr[0] = '\0';
 		phase = "closing";
 		deadline = t_start + (uint64_t)(opt.timeout_s * 1e9);
 		/* A final drain and close; late figures that only the end knows. */
@@ -3934,15 +4116,17 @@ int main(int argc, char **argv)
 				j_u64("duplicates", sum.dup);
 				j_u64("misrouted", sum.misrouted);
 				j_u64("unparsed_messages", sum.foreign);
+				j_u64("stale_from_earlier_runs", sum.stale);
 				j_u64("bounced", sum.bounced);
 				if (sum.bounce_cond[0])
 					j_str("bounce_condition", sum.bounce_cond);
 			}
 			j_u64("bench_pbkdf2_runs", sum.pbkdf2);
 		} else {
-			perr[0] = '\0';	/* the figures stand; only the goodbye failed */
-			note("workers did not finish cleanly");
+			note("workers did not finish cleanly: %s", perr);
 		}
+		/* The figures stand without the goodbye; the scenario's verdict too. */
+		memcpy(perr, keep, sizeof(perr));
 	}
 	if (used_mech[0])
 		j_str("sasl", used_mech);

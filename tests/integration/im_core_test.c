@@ -1,0 +1,629 @@
+/*
+ * im_core_test.c - RFC 6121 against a running parleyd: rosters, subscriptions,
+ * presence, delivery rules, ordering, spoofing, last activity. Prints TAP lines
+ * without numbers; im_core.test adds the plan.
+ *
+ * Env: PARLEY_HOST, PARLEY_PORT (a tls="none" c2s listener), PARLEY_PASS (the
+ * password of every account u1..u20).
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xmpptest.h"
+
+static const char *host, *pass;
+static int port, failures;
+
+static void report(const char *name, bool ok, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void report(const char *name, bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s - %s\n", ok ? "ok" : "not ok", name);
+	if (!ok) {
+		failures++;
+		printf("# ");
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		printf("\n");
+	}
+	fflush(stdout);
+}
+
+static struct xt *login(const char *user, const char *res)
+{
+	char err[256];
+	struct xt *c = xt_login("127.0.0.1", port, XT_TCP, host, user, pass, NULL, res, NULL,
+				err, sizeof(err));
+
+	if (!c)
+		printf("# login %s/%s failed: %s\n", user, res, err);
+	return c;
+}
+
+static void bare(char *out, size_t len, const char *user)
+{
+	snprintf(out, len, "%s@%s", user, host);
+}
+
+/* Reads until a stanza named name (and type, when not NULL; "" = no type)
+ * from a JID starting with from (when not NULL) arrives; NULL after ms. */
+static struct xt_node *wait_for(struct xt *c, const char *name, const char *type,
+				const char *from, int ms)
+{
+	struct xt_node *n;
+
+	while ((n = xt_read_ms(c, ms))) {
+		const char *t = xt_attr(n, "type"), *f = xt_attr(n, "from");
+
+		if (strcmp(n->name, name) != 0)
+			continue;
+		if (type && (*type ? !t || strcmp(t, type) != 0 : t != NULL))
+			continue;
+		if (from && (!f || strncmp(f, from, strlen(from)) != 0))
+			continue;
+		return n;
+	}
+	return NULL;
+}
+
+/* Whether nothing matching arrives within ms. */
+static bool nothing(struct xt *c, const char *name, const char *type, int ms)
+{
+	return wait_for(c, name, type, NULL, ms) == NULL;
+}
+
+static void presence(struct xt *c, const char *type, const char *to, const char *inner)
+{
+	xt_sendf(c, "<presence%s%s%s%s%s%s>%s</presence>", type ? " type='" : "",
+		 type ? type : "", type ? "'" : "", to ? " to='" : "", to ? to : "",
+		 to ? "'" : "", inner ? inner : "");
+}
+
+/* A roster push for contact; returns the <item/> or NULL. */
+static struct xt_node *wait_push(struct xt *c, const char *contact, int ms)
+{
+	struct xt_node *n;
+
+	while ((n = wait_for(c, "iq", "set", NULL, ms))) {
+		struct xt_node *q = xt_child(n, "jabber:iq:roster", "query");
+		struct xt_node *it = q ? xt_child(q, "jabber:iq:roster", "item") : NULL;
+
+		if (it && strcmp(xt_attr(it, "jid"), contact) == 0) {
+			xt_sendf(c, "<iq type='result' id='%s'/>", xt_attr(n, "id"));
+			return it;
+		}
+	}
+	return NULL;
+}
+
+static bool attr_is(const struct xt_node *n, const char *a, const char *v)
+{
+	const char *x = n ? xt_attr(n, a) : NULL;
+
+	return v ? x && strcmp(x, v) == 0 : x == NULL;
+}
+
+static struct xt *online(const char *user, const char *res)
+{
+	struct xt *c = login(user, res);
+
+	if (c) {
+		xt_iq(c, "get", NULL, "<query xmlns='jabber:iq:roster'/>");
+		presence(c, NULL, NULL, NULL);
+	}
+	return c;
+}
+
+/* ---- subscriptions ---- */
+
+static void t_handshake(void)
+{
+	struct xt *a = online("u1", "r"), *b = online("u2", "r");
+	char ja[256], jb[256];
+	struct xt_node *n, *it;
+	bool ok;
+
+	bare(ja, sizeof(ja), "u1");
+	bare(jb, sizeof(jb), "u2");
+	if (!a || !b) {
+		report("subscription handshake", false, "login failed");
+		goto out;
+	}
+	presence(a, "subscribe", jb, NULL);
+	it = wait_push(a, jb, 3000);
+	report("subscribe: the sender's roster push has ask='subscribe'",
+	       attr_is(it, "ask", "subscribe") && attr_is(it, "subscription", "none"),
+	       "push: %s", it ? xt_raw(it->parent->parent) : "none");
+	n = wait_for(b, "presence", "subscribe", NULL, 3000);
+	report("subscribe: the contact gets it from the bare JID",
+	       n && attr_is(n, "from", ja), "got: %s", n ? xt_raw(n) : "nothing");
+	presence(b, "subscribed", ja, NULL);
+	it = wait_push(a, jb, 3000);
+	report("subscribed: the requester's item becomes 'to'",
+	       attr_is(it, "subscription", "to") && attr_is(it, "ask", NULL),
+	       "push: %s", it ? xt_raw(it->parent->parent) : "none");
+	n = wait_for(a, "presence", "", jb, 3000);
+	report("subscribed: the requester receives the contact's presence", n != NULL,
+	       "no available presence from %s", jb);
+	it = wait_push(b, ja, 3000);
+	report("subscribed: the contact's item becomes 'from'",
+	       attr_is(it, "subscription", "from"), "push: %s",
+	       it ? xt_raw(it->parent->parent) : "none");
+	/* And the other way: both. */
+	presence(b, "subscribe", ja, NULL);
+	n = wait_for(a, "presence", "subscribe", jb, 3000);
+	presence(a, "subscribed", jb, NULL);
+	it = wait_push(a, jb, 3000);
+	ok = n && attr_is(it, "subscription", "both");
+	/* b first sees its own request (from + ask), then the approval. */
+	do
+		it = wait_push(b, ja, 3000);
+	while (it && !attr_is(it, "subscription", "both"));
+	report("mutual subscription: both items become 'both'",
+	       ok && attr_is(it, "subscription", "both"), "second push: %s",
+	       it ? xt_raw(it->parent->parent) : "none");
+	/* Already subscribed: the server answers for the contact (§3.1.3). */
+	presence(b, "subscribe", ja, NULL);
+	n = wait_for(b, "presence", "subscribed", ja, 3000);
+	report("a repeated subscribe is answered by the server", n != NULL,
+	       "no subscribed back");
+out:
+	xt_free(a);
+	xt_free(b);
+}
+
+static void t_offline_request(void)
+{
+	struct xt *a = online("u3", "r"), *c;
+	char ja[256], jc[256];
+	struct xt_node *n;
+
+	bare(ja, sizeof(ja), "u3");
+	bare(jc, sizeof(jc), "u4");
+	if (!a) {
+		report("a request to an offline user waits", false, "login failed");
+		return;
+	}
+	presence(a, "subscribe", jc, NULL);
+	wait_push(a, jc, 3000);
+	c = login("u4", "r");
+	if (!c) {
+		report("a request to an offline user waits", false, "login failed");
+		xt_free(a);
+		return;
+	}
+	/* Not before initial presence (§3.1.3: sent to available resources). */
+	report("a pending request is not shown before initial presence",
+	       nothing(c, "presence", "subscribe", 500), "it came early");
+	presence(c, NULL, NULL, NULL);
+	n = wait_for(c, "presence", "subscribe", ja, 3000);
+	report("a request to an offline user is delivered at its next login", n != NULL,
+	       "no subscribe from %s", ja);
+	xt_free(a);
+	xt_free(c);
+}
+
+static void t_preapproval(void)
+{
+	struct xt *d = online("u5", "r"), *e = online("u6", "r");
+	char jd[256], je[256];
+	struct xt_node *it, *n;
+
+	bare(jd, sizeof(jd), "u5");
+	bare(je, sizeof(je), "u6");
+	if (!d || !e) {
+		report("pre-approval", false, "login failed");
+		goto out;
+	}
+	presence(d, "subscribed", je, NULL);
+	it = wait_push(d, je, 3000);
+	report("pre-approval: the item says approved='true'", attr_is(it, "approved", "true"),
+	       "push: %s", it ? xt_raw(it->parent->parent) : "none");
+	presence(e, "subscribe", jd, NULL);
+	n = wait_for(e, "presence", "subscribed", jd, 3000);
+	report("pre-approval: a later subscribe is approved at once", n != NULL,
+	       "no subscribed from %s", jd);
+	report("pre-approval: the approver is not asked",
+	       nothing(d, "presence", "subscribe", 500), "it was asked");
+out:
+	xt_free(d);
+	xt_free(e);
+}
+
+/* u7 and u8 subscribe to each other, then the presence cases. */
+static bool make_mutual(const char *u, const char *v)
+{
+	struct xt *a = online(u, "setup"), *b = online(v, "setup");
+	char ja[256], jb[256];
+	bool ok = a && b;
+
+	bare(ja, sizeof(ja), u);
+	bare(jb, sizeof(jb), v);
+	if (ok) {
+		presence(a, "subscribe", jb, NULL);
+		ok = wait_for(b, "presence", "subscribe", ja, 3000) != NULL;
+		presence(b, "subscribed", ja, NULL);
+		presence(b, "subscribe", ja, NULL);
+		ok = ok && wait_for(a, "presence", "subscribe", jb, 3000) != NULL;
+		presence(a, "subscribed", jb, NULL);
+		ok = ok && wait_push(a, jb, 3000) != NULL;
+	}
+	xt_free(a);
+	xt_free(b);
+	return ok;
+}
+
+static void t_presence(void)
+{
+	struct xt *a, *b, *x;
+	char ja[256], jb[256], jx[256];
+	struct xt_node *n;
+
+	bare(ja, sizeof(ja), "u7");
+	bare(jb, sizeof(jb), "u8");
+	bare(jx, sizeof(jx), "u9");
+	if (!make_mutual("u7", "u8")) {
+		report("presence: set-up", false, "mutual subscription failed");
+		return;
+	}
+	a = online("u7", "home");
+	b = login("u8", "work");
+	x = online("u9", "x");
+	if (!a || !b || !x) {
+		report("presence", false, "login failed");
+		goto out;
+	}
+	presence(b, NULL, NULL, "<status>at work</status>");
+	n = wait_for(b, "presence", "", ja, 3000);
+	report("initial presence probes: a contact's presence arrives", n != NULL,
+	       "no presence from %s", ja);
+	n = wait_for(a, "presence", "", jb, 3000);
+	report("initial presence is broadcast to contacts", n != NULL,
+	       "no presence from %s", jb);
+	presence(b, NULL, NULL, "<show>away</show>");
+	n = wait_for(a, "presence", "", jb, 3000);
+	report("a presence update is broadcast", n && xt_child(n, NULL, "show"),
+	       "got: %s", n ? xt_raw(n) : "nothing");
+	/* Directed presence to a stranger, then an abrupt end. */
+	presence(a, NULL, jx, NULL);
+	n = wait_for(x, "presence", "", ja, 3000);
+	report("directed presence reaches a non-contact", n != NULL, "nothing came");
+	presence(b, NULL, NULL, "<status>gone fishing</status>");
+	wait_for(a, "presence", "", jb, 1000);
+	xt_free(a);	/* the socket closes without </stream:stream> */
+	a = NULL;
+	n = wait_for(b, "presence", "unavailable", ja, 3000);
+	report("an abrupt disconnect sends unavailable to contacts", n != NULL,
+	       "nothing came");
+	n = wait_for(x, "presence", "unavailable", ja, 3000);
+	report("... and to the directed-presence target", n != NULL, "nothing came");
+	xt_sendf(b, "</stream:stream>");
+	xt_free(b);
+	b = NULL;
+out:
+	xt_free(a);
+	xt_free(b);
+	xt_free(x);
+}
+
+static void t_unavailable_status(void)
+{
+	struct xt *a = online("u7", "watch"), *b;
+	char jb[256];
+	struct xt_node *n;
+
+	bare(jb, sizeof(jb), "u8");
+	b = online("u8", "w2");
+	if (!a || !b) {
+		report("logout: unavailable carries the last status", false, "login failed");
+		goto out;
+	}
+	presence(b, NULL, NULL, "<status>brb</status>");
+	wait_for(a, "presence", "", jb, 2000);
+	xt_sendf(b, "</stream:stream>");
+	n = wait_for(a, "presence", "unavailable", jb, 3000);
+	{
+		struct xt_node *st = n ? xt_child(n, NULL, "status") : NULL;
+
+		report("logout: unavailable carries the last status",
+		       st && st->text && strcmp(st->text, "brb") == 0, "got: %s",
+		       n ? xt_raw(n) : "nothing");
+	}
+out:
+	xt_free(a);
+	xt_free(b);
+}
+
+/* ---- delivery rules ---- */
+
+static bool got_body(struct xt *c, const char *body, int ms)
+{
+	struct xt_node *n;
+
+	while ((n = wait_for(c, "message", NULL, NULL, ms))) {
+		struct xt_node *b = xt_child(n, NULL, "body");
+
+		if (b && b->text && strcmp(b->text, body) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void t_priority(void)
+{
+	struct xt *r1 = login("u10", "r1"), *r2 = login("u10", "r2"), *r3 = login("u10", "r3");
+	struct xt *s = online("u11", "s");
+	char j[256];
+	struct xt_node *n;
+
+	bare(j, sizeof(j), "u10");
+	if (!r1 || !r2 || !r3 || !s) {
+		report("priority routing", false, "login failed");
+		goto out;
+	}
+	presence(r1, NULL, NULL, "<priority>5</priority>");
+	presence(r2, NULL, NULL, "<priority>5</priority>");
+	presence(r3, NULL, NULL, "<priority>-1</priority>");
+	xt_iq(r1, "get", host, "<ping xmlns='urn:xmpp:ping'/>");	/* settle */
+	xt_sendf(s, "<message to='%s' type='chat'><body>tie</body></message>", j);
+	report("bare JID: both resources of the top priority get it",
+	       got_body(r1, "tie", 2000) && got_body(r2, "tie", 2000), "one missed it");
+	report("bare JID: a negative-priority resource gets nothing",
+	       !got_body(r3, "tie", 500), "it got the message");
+	presence(r2, NULL, NULL, "<priority>3</priority>");
+	xt_iq(r2, "get", host, "<ping xmlns='urn:xmpp:ping'/>");
+	xt_sendf(s, "<message to='%s' type='chat'><body>top</body></message>", j);
+	report("bare JID: only the highest priority gets it",
+	       got_body(r1, "top", 2000) && !got_body(r2, "top", 500), "wrong resources");
+	xt_sendf(s, "<message to='%s/gone' type='chat'><body>gone</body></message>", j);
+	report("full JID of a gone resource: chat goes as to the bare JID",
+	       got_body(r1, "gone", 2000), "r1 did not get it");
+	xt_sendf(s, "<iq type='get' id='q1' to='%s/gone'><ping xmlns='urn:xmpp:ping'/></iq>",
+		 j);
+	n = wait_for(s, "iq", "error", NULL, 3000);
+	report("IQ to a gone resource: service-unavailable",
+	       n && strcmp(xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "",
+			   "service-unavailable") == 0, "got: %s", n ? xt_raw(n) : "nothing");
+	/* Only a negative priority left: nobody takes bare-JID messages. */
+	xt_sendf(r1, "</stream:stream>");
+	xt_sendf(r2, "</stream:stream>");
+	/* The server's </stream:stream> back means it has ended the session. */
+	while (xt_read(r1))
+		;
+	while (xt_read(r2))
+		;
+	xt_free(r1);
+	xt_free(r2);
+	r1 = r2 = NULL;
+	xt_iq(s, "get", host, "<ping xmlns='urn:xmpp:ping'/>");
+	xt_sendf(s, "<message to='%s' type='chat' id='m9'><body>neg</body></message>", j);
+	n = wait_for(s, "message", "error", NULL, 3000);
+	report("bare JID with only negative priority: service-unavailable (no offline store)",
+	       n && !got_body(r3, "neg", 300), "got: %s", n ? xt_raw(n) : "nothing");
+out:
+	xt_free(r1);
+	xt_free(r2);
+	xt_free(r3);
+	xt_free(s);
+}
+
+static void t_order(void)
+{
+	struct xt *a = online("u12", "a"), *b = online("u13", "b");
+	char jb[256];
+	int next = 0, dup = 0, bad = 0;
+	struct xt_node *n;
+
+	bare(jb, sizeof(jb), "u13");
+	if (!a || !b) {
+		report("1,000 messages in order", false, "login failed");
+		goto out;
+	}
+	for (int i = 0; i < 1000; i++)
+		xt_sendf(a, "<message to='%s' type='chat'><body>%d</body></message>", jb, i);
+	while (next < 1000 && (n = wait_for(b, "message", "chat", NULL, 5000))) {
+		struct xt_node *body = xt_child(n, NULL, "body");
+		int v = body && body->text ? atoi(body->text) : -1;
+
+		if (v == next)
+			next++;
+		else if (v < next)
+			dup++;
+		else
+			bad++;
+	}
+	report("1,000 messages arrive in order, none lost or duplicated",
+	       next == 1000 && !dup && !bad, "in order %d, duplicates %d, out of order %d",
+	       next, dup, bad);
+out:
+	xt_free(a);
+	xt_free(b);
+}
+
+static void t_spoof(void)
+{
+	struct xt *a = online("u14", "a"), *b = online("u15", "b");
+	char ja[256], jb[256];
+	struct xt_node *n;
+	const char *cond;
+
+	bare(ja, sizeof(ja), "u14");
+	bare(jb, sizeof(jb), "u15");
+	if (!a || !b) {
+		report("spoofed from", false, "login failed");
+		goto out;
+	}
+	xt_sendf(a, "<message from='%s' to='%s' type='chat'><body>own</body></message>", ja,
+		 jb);
+	n = wait_for(b, "message", "chat", NULL, 3000);
+	report("a 'from' of one's own bare JID is stamped with the full JID",
+	       n && attr_is(n, "from", xt_jid(a)), "got: %s", n ? xt_raw(n) : "nothing");
+	xt_sendf(a, "<message from='%s/x' to='%s' type='chat'><body>spoof</body></message>",
+		 jb, jb);
+	cond = xt_wait_stream_error(a, 3000);
+	report("a spoofed 'from' is <invalid-from/>", cond && !strcmp(cond, "invalid-from"),
+	       "got: %s", cond ? cond : "no stream error");
+	report("... and the spoofed message is not delivered", !got_body(b, "spoof", 500),
+	       "it was delivered");
+out:
+	xt_free(a);
+	xt_free(b);
+}
+
+/* ---- rosters ---- */
+
+static void t_roster(void)
+{
+	struct xt *a = login("u16", "a1"), *a2 = login("u16", "a2");
+	struct xt_node *n, *q, *it;
+	char ver[64] = "";
+
+	if (!a || !a2) {
+		report("roster", false, "login failed");
+		goto out;
+	}
+	xt_iq(a2, "get", NULL, "<query xmlns='jabber:iq:roster'/>");	/* interested */
+	n = xt_iq(a, "set", NULL, "<query xmlns='jabber:iq:roster'><item jid='friend@ex"
+		  "ample.net' name='Friend'><group>Pals</group></item></query>");
+	report("roster set: result", n && attr_is(n, "type", "result"), "got: %s",
+	       n ? xt_raw(n) : "nothing");
+	it = wait_push(a2, "friend@example.net", 3000);
+	report("roster set: pushed to the other interested resource",
+	       attr_is(it, "name", "Friend") && attr_is(it, "subscription", "none") &&
+	       xt_child(it, NULL, "group"), "push: %s",
+	       it ? xt_raw(it->parent->parent) : "none");
+	if (it && xt_attr(it->parent, "ver"))
+		snprintf(ver, sizeof(ver), "%s", xt_attr(it->parent, "ver"));
+	n = xt_iq(a, "get", NULL, "<query xmlns='jabber:iq:roster'/>");
+	q = n ? xt_child(n, "jabber:iq:roster", "query") : NULL;
+	it = q ? xt_child(q, "jabber:iq:roster", "item") : NULL;
+	report("roster get lists the item with a version", it && xt_attr(q, "ver"),
+	       "got: %s", n ? xt_raw(n) : "nothing");
+	{
+		char p[160];
+
+		snprintf(p, sizeof(p), "<query xmlns='jabber:iq:roster' ver='%s'/>", ver);
+		n = xt_iq(a, "get", NULL, p);
+		report("roster get with the current version: empty result",
+		       n && attr_is(n, "type", "result") && !n->children, "got: %s",
+		       n ? xt_raw(n) : "nothing");
+	}
+	n = xt_iq(a, "set", NULL, "<query xmlns='jabber:iq:roster'><item jid='a@example.net'"
+		  "/><item jid='b@example.net'/></query>");
+	report("roster set with two items: bad-request", n && !strcmp(xt_condition(
+	       xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "bad-request"), "got: %s",
+	       n ? xt_raw(n) : "nothing");
+	n = xt_iq(a, "set", NULL, "<query xmlns='jabber:iq:roster'><item jid='c@example.net'>"
+		  "<group>G</group><group>G</group></item></query>");
+	report("duplicate group: bad-request", n && !strcmp(xt_condition(
+	       xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "bad-request"), "got: %s",
+	       n ? xt_raw(n) : "nothing");
+	n = xt_iq(a, "set", NULL, "<query xmlns='jabber:iq:roster'><item jid='c@example.net'>"
+		  "<group></group></item></query>");
+	report("empty group: not-acceptable", n && !strcmp(xt_condition(
+	       xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "not-acceptable"), "got: %s",
+	       n ? xt_raw(n) : "nothing");
+	{
+		char to[256];
+
+		bare(to, sizeof(to), "u17");
+		n = xt_iq(a, "get", to, "<query xmlns='jabber:iq:roster'/>");
+		report("another user's roster: forbidden", n && !strcmp(xt_condition(
+		       xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "forbidden"), "got: %s",
+		       n ? xt_raw(n) : "nothing");
+	}
+	n = xt_iq(a, "set", NULL, "<query xmlns='jabber:iq:roster'><item jid='friend@example"
+		  ".net' subscription='remove'/></query>");
+	it = wait_push(a2, "friend@example.net", 3000);
+	report("roster remove: result and a push with subscription='remove'",
+	       n && attr_is(n, "type", "result") && attr_is(it, "subscription", "remove"),
+	       "push: %s", it ? xt_raw(it->parent->parent) : "none");
+out:
+	xt_free(a);
+	xt_free(a2);
+}
+
+/* ---- last activity ---- */
+
+static void t_last(void)
+{
+	struct xt *a, *b, *s;
+	char ja[256], jb[256];
+	struct xt_node *n, *q;
+
+	bare(ja, sizeof(ja), "u18");
+	bare(jb, sizeof(jb), "u19");
+	if (!make_mutual("u18", "u19")) {
+		report("last activity: set-up", false, "mutual subscription failed");
+		return;
+	}
+	b = online("u19", "b");
+	if (b) {
+		presence(b, NULL, NULL, "<status>off to bed</status>");
+		xt_iq(b, "get", host, "<ping xmlns='urn:xmpp:ping'/>");
+		xt_sendf(b, "</stream:stream>");
+		xt_read_ms(b, 1000);
+		xt_free(b);
+	}
+	a = online("u18", "a");
+	s = online("u20", "s");
+	if (!a || !s) {
+		report("last activity", false, "login failed");
+		goto out;
+	}
+	n = xt_iq(a, "get", host, "<query xmlns='jabber:iq:last'/>");
+	q = n ? xt_child(n, "jabber:iq:last", "query") : NULL;
+	report("last activity of the server: its uptime in seconds",
+	       q && xt_attr(q, "seconds"), "got: %s", n ? xt_raw(n) : "nothing");
+	n = xt_iq(a, "get", jb, "<query xmlns='jabber:iq:last'/>");
+	q = n ? xt_child(n, "jabber:iq:last", "query") : NULL;
+	report("last activity of a contact: seconds and the last status",
+	       q && xt_attr(q, "seconds") && q->text && !strcmp(q->text, "off to bed"),
+	       "got: %s", n ? xt_raw(n) : "nothing");
+	n = xt_iq(s, "get", jb, "<query xmlns='jabber:iq:last'/>");
+	report("last activity for a stranger: forbidden", n && !strcmp(xt_condition(
+	       xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "forbidden"), "got: %s",
+	       n ? xt_raw(n) : "nothing");
+	n = xt_iq(s, "get", ja, "<query xmlns='jabber:iq:last'/>");
+	report("... also when the user is online", n && attr_is(n, "type", "error"),
+	       "got: %s", n ? xt_raw(n) : "nothing");
+	b = online("u19", "b2");
+	n = b ? xt_iq(a, "get", jb, "<query xmlns='jabber:iq:last'/>") : NULL;
+	q = n ? xt_child(n, "jabber:iq:last", "query") : NULL;
+	report("last activity of an online contact: 0", q && attr_is(q, "seconds", "0"),
+	       "got: %s", n ? xt_raw(n) : "nothing");
+	xt_free(b);
+out:
+	xt_free(a);
+	xt_free(s);
+}
+
+int main(void)
+{
+	host = getenv("PARLEY_HOST");
+	pass = getenv("PARLEY_PASS");
+	port = getenv("PARLEY_PORT") ? atoi(getenv("PARLEY_PORT")) : 0;
+	if (!host || !pass || !port) {
+		printf("not ok - environment\n# PARLEY_HOST, PARLEY_PORT, PARLEY_PASS\n");
+		return 1;
+	}
+	if (getenv("PARLEY_TEST_TIMEOUT_MS"))
+		xt_set_default_timeout(atoi(getenv("PARLEY_TEST_TIMEOUT_MS")));
+	t_handshake();
+	t_offline_request();
+	t_preapproval();
+	t_presence();
+	t_unavailable_status();
+	t_priority();
+	t_order();
+	t_spoof();
+	t_roster();
+	t_last();
+	return failures ? 1 : 0;
+}
