@@ -55,6 +55,15 @@ static uint64_t affinity_of(const char *s)
 	return h | 1;
 }
 
+/* The affinity of an account's bare JID (what stores use, as a->to is bare). */
+static uint64_t recipient_affinity(const struct jid *j)
+{
+	char bare[3 * JID_PART_MAX + 3];
+
+	snprintf(bare, sizeof(bare), "%.*s", (int)j->bare_len, j->full);
+	return affinity_of(bare);
+}
+
 /* ---- storing ---- */
 
 struct store_req {
@@ -140,9 +149,11 @@ static int on_offline(struct module *m, struct hook_args *a)
 	params[2] = text;
 	params[3] = limit;
 	q->original = xml_ref(a->stanza);
-	/* The sender's messages go through one connection: stored in sent order. */
-	if (db_exec_prepared(server.db, affinity_of(a->from ? a->from->full : ""),
-			     "offline_store", 4, params, on_stored, q) < 0) {
+	/* Everything about one recipient's store goes through one connection: the
+	 * messages commit in the order they came, and a flush never overtakes a
+	 * store queued before it (the message would wait for the next login). */
+	if (db_exec_prepared(server.db, recipient_affinity(a->to), "offline_store", 4, params,
+			     on_stored, q) < 0) {
 		xml_unref(q->original);
 		free(q);
 		free(text);
@@ -204,8 +215,8 @@ static void on_fetched(void *arg, const PGresult *res, const char *err)
 		log_info("offline", "%s: delivered %d stored message%s", q->jid->full, n,
 			 n == 1 ? "" : "s");
 		/* Written to the stream: now they may leave the store. */
-		db_exec_prepared(server.db, affinity_of(q->jid->full), "offline_delete", 3, params,
-				 NULL, NULL);
+		db_exec_prepared(server.db, recipient_affinity(q->jid), "offline_delete", 3,
+				 params, NULL, NULL);
 		if (n == FLUSH_BATCH) {
 			flush(q->jid);
 			q->jid = NULL;
@@ -229,9 +240,9 @@ static void flush(struct jid *jid)
 		return;
 	}
 	q->jid = jid;
-	/* Same connection as the deletes of this session: a second batch never
-	 * sees what the first one delivered. */
-	if (db_exec_prepared(server.db, affinity_of(jid->full), "offline_fetch", 2, params,
+	/* Same connection as the stores and deletes of this account: a second
+	 * batch never sees what the first one delivered. */
+	if (db_exec_prepared(server.db, recipient_affinity(jid), "offline_fetch", 2, params,
 			     on_fetched, q) < 0) {
 		jid_free(jid);
 		free(q);
