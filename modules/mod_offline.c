@@ -105,8 +105,10 @@ static bool worth_storing(const struct xml_node *st)
 	for (const struct xml_node *c = st->children; c; c = c->next) {
 		if (c->type != XML_ELEMENT)
 			continue;
-		if (!c->ns || strcmp(c->ns, NS_CHATSTATES) != 0)
-			return true;
+		/* The server's own stanza-id says nothing about the content. */
+		if (c->ns && (!strcmp(c->ns, NS_CHATSTATES) || !strcmp(c->ns, "urn:xmpp:sid:0")))
+			continue;
+		return true;
 	}
 	return false;
 }

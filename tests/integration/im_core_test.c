@@ -14,7 +14,7 @@
 
 #include "xmpptest.h"
 
-static const char *host, *pass;
+static const char *host, *pass, *offhost;
 static int port, failures;
 
 static void report(const char *name, bool ok, const char *fmt, ...)
@@ -604,12 +604,121 @@ out:
 	xt_free(s);
 }
 
+/* ---- offline storage and stanza ids (a second host with mod_offline) ---- */
+
+static struct xt *login_off(const char *user, const char *res)
+{
+	char err[256];
+	struct xt *c = xt_login("127.0.0.1", port, XT_TCP, offhost, user, pass, NULL, res,
+				NULL, err, sizeof(err));
+
+	if (!c)
+		printf("# login %s@%s failed: %s\n", user, offhost, err);
+	return c;
+}
+
+static void t_offline(void)
+{
+	struct xt *a = login_off("o1", "a"), *b = NULL, *b2 = NULL;
+	char jb[256], jc[256], jd[256];
+	struct xt_node *n;
+	int next = 0, delayed = 0, sid = 0, other = 0;
+
+	snprintf(jb, sizeof(jb), "o2@%s", offhost);
+	snprintf(jc, sizeof(jc), "o3@%s", offhost);
+	snprintf(jd, sizeof(jd), "o4@%s", offhost);
+	if (!a) {
+		report("offline storage", false, "login failed");
+		return;
+	}
+	for (int i = 0; i < 3; i++)
+		xt_sendf(a, "<message to='%s' type='chat'><body>%d</body></message>", jb, i);
+	xt_sendf(a, "<message to='%s' type='headline'><body>news</body></message>", jb);
+	xt_sendf(a, "<message to='%s' type='chat'><composing xmlns='http://jabber.org/"
+		 "protocol/chatstates'/></message>", jb);
+	/* Queue limit (offline-queue=5): the sixth message bounces. */
+	for (int i = 0; i < 6; i++)
+		xt_sendf(a, "<message to='%s' type='chat' id='q%d'><body>q%d</body></message>", jc,
+			 i, i);
+	n = wait_for(a, "message", "error", NULL, 3000);
+	report("offline: past the per-account limit the sender gets resource-constraint",
+	       n && attr_is(n, "id", "q5") && !strcmp(xt_condition(xt_stanza_error(n),
+	       XT_NS_STANZA_ERR) ?: "", "resource-constraint"), "got: %s",
+	       n ? xt_raw(n) : "nothing");
+	/* A receipt to an offline sender is kept like a message (XEP-0184). */
+	xt_sendf(a, "<message to='%s'><received xmlns='urn:xmpp:receipts' id='r1'/></message>",
+		 jd);
+	xt_iq(a, "get", offhost, "<ping xmlns='urn:xmpp:ping'/>");
+	b = login_off("o2", "b");
+	if (!b) {
+		report("offline storage", false, "login failed");
+		goto out;
+	}
+	presence(b, NULL, NULL, NULL);
+	while (next + other < 4 && (n = wait_for(b, "message", NULL, NULL, 2000))) {
+		struct xt_node *body = xt_child(n, NULL, "body");
+		char want[8];
+
+		snprintf(want, sizeof(want), "%d", next);
+		if (body && body->text && !strcmp(body->text, want) &&
+		    attr_is(n, "type", "chat")) {
+			next++;
+			delayed += xt_child(n, "urn:xmpp:delay", "delay") != NULL;
+			sid += xt_child(n, "urn:xmpp:sid:0", "stanza-id") != NULL;
+		} else {
+			other++;
+			printf("# unexpected: %s\n", xt_raw(n));
+		}
+	}
+	report("offline: stored messages arrive at initial presence, in order",
+	       next == 3, "%d of 3 in order", next);
+	report("offline: each with a <delay/> and a <stanza-id/>", delayed == 3 && sid == 3,
+	       "delay %d, stanza-id %d", delayed, sid);
+	report("offline: headlines and bare chat states are not stored", other == 0,
+	       "%d other messages", other);
+	b2 = login_off("o2", "b2");
+	if (b2)
+		presence(b2, NULL, NULL, NULL);
+	report("offline: a second login gets none of them again",
+	       b2 && nothing(b2, "message", "chat", 1000), "it got messages");
+	{
+		struct xt *d = login_off("o4", "d");
+
+		if (d)
+			presence(d, NULL, NULL, NULL);
+		n = d ? wait_for(d, "message", NULL, NULL, 3000) : NULL;
+		report("offline: a receipt for an offline user is stored and delivered",
+		       n && xt_child(n, "urn:xmpp:receipts", "received"), "got: %s",
+		       n ? xt_raw(n) : "nothing");
+		xt_free(d);
+	}
+	/* XEP-0359: a stanza-id the sender forged with the recipient's 'by' goes. */
+	xt_sendf(a, "<message to='%s' type='chat'><body>sid</body><stanza-id xmlns='urn:xm"
+		 "pp:sid:0' by='%s' id='forged'/></message>", jb, jb);
+	n = wait_for(b, "message", "chat", NULL, 3000);
+	{
+		struct xt_node *x = n ? xt_child(n, "urn:xmpp:sid:0", "stanza-id") : NULL;
+		int count = 0;
+
+		for (struct xt_node *c = n ? n->children : NULL; c; c = c->next)
+			count += !strcmp(c->name, "stanza-id");
+		report("stanza-id: a forged one is replaced by the server's", x && count == 1
+		       && !attr_is(x, "id", "forged") && attr_is(x, "by", jb), "got: %s",
+		       n ? xt_raw(n) : "nothing");
+	}
+out:
+	xt_free(a);
+	xt_free(b);
+	xt_free(b2);
+}
+
 int main(void)
 {
 	host = getenv("PARLEY_HOST");
 	pass = getenv("PARLEY_PASS");
+	offhost = getenv("PARLEY_OFF_HOST");
 	port = getenv("PARLEY_PORT") ? atoi(getenv("PARLEY_PORT")) : 0;
-	if (!host || !pass || !port) {
+	if (!host || !pass || !port || !offhost) {
 		printf("not ok - environment\n# PARLEY_HOST, PARLEY_PORT, PARLEY_PASS\n");
 		return 1;
 	}
@@ -625,5 +734,6 @@ int main(void)
 	t_spoof();
 	t_roster();
 	t_last();
+	t_offline();
 	return failures ? 1 : 0;
 }
