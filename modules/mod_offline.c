@@ -23,6 +23,7 @@
 #include "server.h"
 #include "session.h"
 #include "stanza.h"
+#include "util.h"
 
 #define NS_OFFLINE "msgoffline"
 #define NS_DELAY "urn:xmpp:delay"
@@ -48,11 +49,7 @@ struct offline_state {
 
 static uint64_t affinity_of(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h | 1;
+	return util_hash64(s, strlen(s)) | 1;
 }
 
 /* The affinity of an account's bare JID (what stores use, as a->to is bare). */

@@ -15,6 +15,7 @@
 
 #include "c2s.h"
 #include "log.h"
+#include "util.h"
 #include "server.h"
 
 struct listener {
@@ -38,11 +39,7 @@ static size_t ips_cap, ips_used;
 
 static uint32_t ip_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
+	return util_hash32(s, strlen(s));
 }
 
 static struct ip_count *ip_slot(const char *ip, bool create)

@@ -20,6 +20,7 @@
 #include "server.h"
 #include "session.h"
 #include "stanza.h"
+#include "util.h"
 #include "xml.h"
 
 #define GROUP_SEP "\x1f"
@@ -73,11 +74,7 @@ int roster_init(void)
 
 static uint32_t hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
+	return util_hash32(s, strlen(s));
 }
 
 /* The same account always lands on the same pool connection: ordered writes. */

@@ -14,6 +14,7 @@
 #include "c2s.h"
 #include "log.h"
 #include "module.h"
+#include "util.h"
 #include "vhost.h"
 
 #define SM_RESOURCES_MAX 64	/* resources one account may bind at once */
@@ -50,22 +51,13 @@ static struct {
 	size_t nbuckets, nusers, nsessions;
 } sm;
 
-static uint32_t hash_str(const char *s, size_t len)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 16777619u;
-	return h;
-}
-
 static struct sm_user **user_slot(const char *bare, size_t len)
 {
 	struct sm_user **pp;
 
 	if (!sm.nbuckets)
 		return NULL;
-	pp = &sm.buckets[hash_str(bare, len) & (sm.nbuckets - 1)];
+	pp = &sm.buckets[util_hash32(bare, len) & (sm.nbuckets - 1)];
 	for (; *pp; pp = &(*pp)->next)
 		if (strlen((*pp)->bare) == len && memcmp((*pp)->bare, bare, len) == 0)
 			return pp;
@@ -83,7 +75,7 @@ static int grow(void)
 		struct sm_user *u = sm.buckets[i], *next;
 
 		for (; u; u = next) {
-			size_t j = hash_str(u->bare, strlen(u->bare)) & (n - 1);
+			size_t j = util_hash32(u->bare, strlen(u->bare)) & (n - 1);
 
 			next = u->next;
 			u->next = b[j];
