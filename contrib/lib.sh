@@ -71,9 +71,19 @@ pg_start() {
 	PG_DIR=$1
 	mkdir -p "$PG_DIR"
 	if [ "$(id -u)" -eq 0 ]; then
-		chown "$(pg_user)" "$PG_DIR"
-		pg_run "test -w '$PG_DIR'" || die "the user $(pg_user) cannot write $PG_DIR" \
-			"(a parent directory is closed to it: move the checkout, e.g. to /opt)"
+		chown "$(pg_user)" "$PG_DIR" 2>/dev/null
+		if ! pg_run "test -w '$PG_DIR'" 2>/dev/null; then
+			# A checkout under /root: postgres cannot reach it. Keep the
+			# cluster where it can, and leave a link where it was expected.
+			local alt
+			alt=/var/tmp/parley-pg-$(printf '%s' "$PG_DIR" | md5sum | cut -c1-8)
+			mkdir -p "$alt" && chown "$(pg_user)" "$alt" && chmod 700 "$alt"
+			[ -L "$PG_DIR" ] || rmdir "$PG_DIR" 2>/dev/null || true
+			ln -sfn "$alt" "$PG_DIR"
+			say "$(pg_user) cannot reach $PG_DIR; the cluster lives in $alt"
+			PG_DIR=$alt
+			pg_run "test -w '$PG_DIR'" || die "the user $(pg_user) cannot write $PG_DIR"
+		fi
 	fi
 	if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
 		say "initdb $PG_DIR/data"
