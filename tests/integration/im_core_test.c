@@ -476,6 +476,32 @@ out:
 	xt_free(b);
 }
 
+static void t_nonexistent(void)
+{
+	struct xt *a = online("u14", "n");
+	char to[256];
+	struct xt_node *n;
+
+	snprintf(to, sizeof(to), "nobody@%s", host);
+	if (!a) {
+		report("a message to a non-existent local user", false, "login failed");
+		return;
+	}
+	xt_sendf(a, "<message to='%s' type='chat' id='nx'><body>hi</body></message>", to);
+	n = wait_for(a, "message", "error", NULL, 3000);
+	report("a message to a non-existent local user: service-unavailable",
+	       n && !strcmp(xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "",
+			    "service-unavailable"), "got: %s", n ? xt_raw(n) : "nothing");
+	n = xt_iq(a, "get", to, "<query xmlns='jabber:iq:last'/>");
+	report("an IQ to a non-existent local user: service-unavailable",
+	       n && !strcmp(xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "",
+			    "service-unavailable"), "got: %s", n ? xt_raw(n) : "nothing");
+	presence(a, "subscribe", to, NULL);
+	report("a subscription request to a non-existent user is dropped",
+	       nothing(a, "presence", NULL, 500), "something came back");
+	xt_free(a);
+}
+
 /* ---- rosters ---- */
 
 static void t_roster(void)
@@ -732,6 +758,7 @@ int main(void)
 	t_priority();
 	t_order();
 	t_spoof();
+	t_nonexistent();
 	t_roster();
 	t_last();
 	t_offline();
