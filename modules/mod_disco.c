@@ -79,6 +79,9 @@ static int load(struct module *m)
 	module_account_identity(m, "account", "registered");
 	module_account_feature(m, NS_DISCO_INFO);
 	module_account_feature(m, NS_DISCO_ITEMS);
+	/* XEP-0359 §6: the core stamps every message to an account with a
+	 * stanza-id by the account's bare JID. */
+	module_account_feature(m, "urn:xmpp:sid:0");
 	module_iq(m, IQ_GET, NS_DISCO_INFO, server_info);
 	module_iq(m, IQ_GET, NS_DISCO_ITEMS, items);
 	module_account_iq(m, IQ_GET, NS_DISCO_INFO, account_info);

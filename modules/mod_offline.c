@@ -4,10 +4,17 @@
  * A message for an account with no available resource is stored in PostgreSQL
  * with a XEP-0203 <delay/>, and delivered, in the order stored, when a session
  * of the account next sends initial presence. A stored message leaves the store
- * only after it was written to the recipient's stream. Each account keeps at
- * most <limits offline-queue> messages (the sender gets <resource-constraint/>
- * past that), and messages older than <limits retention-days> are deleted by a
- * timer on the loop.
+ * only once the recipient has it: acked, when its session uses XEP-0198 (the
+ * row's delivery is held by mod_stream_mgmt until then), written to its stream
+ * otherwise. Each account keeps at most <limits offline-queue> messages (the
+ * sender gets <resource-constraint/> past that), and messages older than
+ * <limits retention-days> are deleted by a timer on the loop.
+ *
+ * Stores are group-committed: while one batch INSERT is in flight the next
+ * ones gather, and go as one statement (one commit) when it returns. A
+ * sender's ack (XEP-0198) waits for the commit through the message's delivery.
+ * Everything of one host goes through one pool connection, in order, so a
+ * flush never overtakes a store queued before it.
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -17,6 +24,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "delivery.h"
 #include "log.h"
 #include "module.h"
 #include "router.h"
@@ -29,22 +37,58 @@
 #define NS_DELAY "urn:xmpp:delay"
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define FLUSH_BATCH 500		/* messages per flush query; more come in turns */
+#define STORE_BATCH 500		/* messages per batch INSERT */
+#define STORE_BATCH_BYTES (1u << 20)
 #define EXPIRY_INTERVAL 3600	/* seconds between retention sweeps */
 
+/* One message (the fallback when a batch fails as a whole). */
 static const char sql_store[] =
 	"INSERT INTO offline (host, username, stanza) SELECT $1, $2, $3 "
 	"WHERE (SELECT count(*) FROM offline WHERE host = $1 AND username = $2) < $4";
+/* A batch: per input row (in order) whether the account exists and whether it
+ * was stored (within the account's limit, counting the batch's own rows). The
+ * rows are inserted in input order, so ids keep the order messages came in. */
+static const char sql_store_batch[] =
+	"WITH input AS (SELECT t.username, t.stanza, t.ord FROM "
+	"unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(username, stanza, ord)), "
+	"accounts AS (SELECT a.username, EXISTS (SELECT 1 FROM users u WHERE u.host = $1 "
+	"AND u.username = a.username) AS known, (SELECT count(*) FROM offline o WHERE "
+	"o.host = $1 AND o.username = a.username) AS queued "
+	"FROM (SELECT DISTINCT username FROM input) a), "
+	"numbered AS (SELECT i.ord, i.username, i.stanza, c.known, c.queued, "
+	"row_number() OVER (PARTITION BY i.username ORDER BY i.ord) AS n "
+	"FROM input i JOIN accounts c USING (username)), "
+	"ins AS (INSERT INTO offline (host, username, stanza) SELECT $1, username, stanza "
+	"FROM numbered WHERE known AND queued + n <= $4 ORDER BY ord RETURNING 1) "
+	"SELECT ord, known, known AND queued + n <= $4 FROM numbered ORDER BY ord";
 static const char sql_fetch[] =
-	"SELECT id, stanza FROM offline WHERE host = $1 AND username = $2 ORDER BY id LIMIT "
-	"500";
+	"SELECT id, stanza FROM offline WHERE host = $1 AND username = $2 AND id > $3 "
+	"ORDER BY id LIMIT 500";
 static const char sql_delete[] =
 	"DELETE FROM offline WHERE host = $1 AND username = $2 AND id = ANY($3::bigint[])";
 static const char sql_expire[] =
 	"DELETE FROM offline WHERE host = $1 AND created < now() - make_interval(days => $2)";
 
+struct store_req {
+	struct xml_node *original;	/* for an error back to the sender */
+	struct delivery *d;		/* the sender's, held until the commit */
+	char *user, *text;
+	struct store_req *next;
+};
+
+struct batch {
+	struct offline_state *st;
+	struct store_req *head, *tail;
+	unsigned n;
+	size_t bytes;
+};
+
 struct offline_state {
 	struct module *m;
 	struct event *expiry;
+	struct batch *gathering;	/* stores waiting for the next batch */
+	unsigned in_flight;		/* batches sent, not answered */
+	uint64_t affinity;		/* the host's pool connection */
 };
 
 static uint64_t affinity_of(const char *s)
@@ -52,47 +96,185 @@ static uint64_t affinity_of(const char *s)
 	return util_hash64(s, strlen(s)) | 1;
 }
 
-/* The affinity of an account's bare JID (what stores use, as a->to is bare). */
-static uint64_t recipient_affinity(const struct jid *j)
-{
-	char bare[3 * JID_PART_MAX + 3];
-
-	snprintf(bare, sizeof(bare), "%.*s", (int)j->bare_len, j->full);
-	return affinity_of(bare);
-}
-
 /* ---- storing ---- */
 
-struct store_req {
-	struct xml_node *original;	/* for an error back to the sender */
-};
+static void store_req_free(struct store_req *q)
+{
+	delivery_release(q->d, true);
+	xml_unref(q->original);
+	free(q->user);
+	free(q->text);
+	free(q);
+}
 
+static void bounce(struct store_req *q, const char *type, const char *cond, const char *text)
+{
+	struct xml_node *e = stanza_error_reply(q->original, type, cond, text);
+
+	if (e)
+		router_route(e);
+}
+
+/* The single-row fallback's answer. */
 static void on_stored(void *arg, const PGresult *res, const char *err)
 {
 	struct store_req *q = arg;
-	struct xml_node *e = NULL;
 
 	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
 		if (atoi(PQcmdTuples((PGresult *)res)) == 0)
-			e = stanza_error_reply(q->original, "wait", "resource-constraint",
-					       "the recipient's offline storage is full");
+			bounce(q, "wait", "resource-constraint",
+			       "the recipient's offline storage is full");
 	} else {
 		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
 		/* 23503: no such account (the foreign key): as RFC 6121 §8.5.2. */
 		if (state && strcmp(state, "23503") == 0)
-			e = stanza_error_reply(q->original, NULL, "service-unavailable", NULL);
+			bounce(q, NULL, "service-unavailable", NULL);
 		else {
 			log_error("offline", "cannot store a message: %s",
 				  res ? PQresultErrorMessage(res) : err);
-			e = stanza_error_reply(q->original, NULL, "internal-server-error",
-					       "the message could not be stored");
+			bounce(q, NULL, "internal-server-error", "the message could not be stored");
 		}
 	}
-	if (e)
-		router_route(e);
-	xml_unref(q->original);
-	free(q);
+	store_req_free(q);
+}
+
+static void store_one(struct offline_state *st, struct store_req *q)
+{
+	char limit[16];
+	const char *params[4] = { module_host(st->m), q->user, q->text, limit };
+
+	snprintf(limit, sizeof(limit), "%u", server.cfg->limits.offline_queue);
+	if (db_exec_prepared(server.db, st->affinity, "offline_store", 4, params, on_stored,
+			     q) < 0) {
+		bounce(q, NULL, "internal-server-error", "the message could not be stored");
+		store_req_free(q);
+	}
+}
+
+static void batch_send(struct offline_state *st);
+
+static void on_batch_stored(void *arg, const PGresult *res, const char *err)
+{
+	struct batch *b = arg;
+	struct offline_state *st = b->st;
+	struct store_req *q = b->head, *next;
+	int row = 0;
+
+	st->in_flight--;
+	if (!res) {
+		/* The connection went (or the server stops): nothing was committed. */
+		log_error("offline", "%s: %u messages could not be stored: %s",
+			  module_host(st->m), b->n, err);
+		for (; q; q = next) {
+			next = q->next;
+			bounce(q, NULL, "internal-server-error", "the message could not be stored");
+			store_req_free(q);
+		}
+	} else if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != (int)b->n) {
+		/* One bad row (an account deleted meanwhile) fails them all: each
+		 * goes again on its own, in order, and gets its own answer. */
+		log_warn("offline", "%s: a batch of %u stores failed (%s): storing them one by "
+			 "one", module_host(st->m), b->n, res ? PQresultErrorMessage(res) : err);
+		for (; q; q = next) {
+			next = q->next;
+			store_one(st, q);
+		}
+	} else {
+		for (; q; q = next, row++) {
+			next = q->next;
+			if (strcmp(PQgetvalue(res, row, 1), "t") != 0)
+				bounce(q, NULL, "service-unavailable", NULL);
+			else if (strcmp(PQgetvalue(res, row, 2), "t") != 0)
+				bounce(q, "wait", "resource-constraint",
+				       "the recipient's offline storage is full");
+			store_req_free(q);	/* committed: the sender's ack may go */
+		}
+	}
+	free(b);
+	if (st->gathering && !st->in_flight)
+		batch_send(st);
+}
+
+/* Appends s to a PostgreSQL array literal as a quoted element. */
+static void array_add(FILE *f, bool first, const char *s)
+{
+	fputs(first ? "{\"" : ",\"", f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void batch_send(struct offline_state *st)
+{
+	struct batch *b = st->gathering;
+	char *users = NULL, *texts = NULL, limit[16];
+	size_t ulen = 0, tlen = 0;
+	FILE *uf, *tf;
+	bool ok;
+
+	if (!b)
+		return;
+	st->gathering = NULL;
+	uf = open_memstream(&users, &ulen);
+	tf = open_memstream(&texts, &tlen);
+	ok = uf && tf;
+	for (struct store_req *q = b->head; ok && q; q = q->next) {
+		array_add(uf, q == b->head, q->user);
+		array_add(tf, q == b->head, q->text);
+	}
+	if (ok) {
+		fputc('}', uf);
+		fputc('}', tf);
+	}
+	if (uf)
+		fclose(uf);
+	if (tf)
+		fclose(tf);
+	snprintf(limit, sizeof(limit), "%u", server.cfg->limits.offline_queue);
+	const char *params[4] = { module_host(st->m), users, texts, limit };
+	if (ok && users && texts && db_exec_prepared(server.db, st->affinity,
+	    "offline_store_batch", 4, params, on_batch_stored, b) == 0) {
+		st->in_flight++;
+	} else {
+		struct store_req *q = b->head, *next;
+
+		for (; q; q = next) {
+			next = q->next;
+			bounce(q, NULL, "internal-server-error", "the message could not be stored");
+			store_req_free(q);
+		}
+		free(b);
+	}
+	free(users);
+	free(texts);
+}
+
+/* Queues a store: it goes now if no batch is in flight, else with the next. */
+static int store(struct offline_state *st, struct store_req *q)
+{
+	struct batch *b = st->gathering;
+
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return -1;
+		b->st = st;
+		st->gathering = b;
+	}
+	if (b->tail)
+		b->tail->next = q;
+	else
+		b->head = q;
+	b->tail = q;
+	b->n++;
+	b->bytes += strlen(q->text);
+	if (!st->in_flight || b->n >= STORE_BATCH || b->bytes >= STORE_BATCH_BYTES)
+		batch_send(st);
+	return 0;
 }
 
 /* XEP-0160 §3: what is worth keeping. A message with only a chat state
@@ -115,10 +297,9 @@ static int on_offline(struct module *m, struct hook_args *a)
 	const char *type = xml_attr(a->stanza, "type");
 	struct xml_node *copy, *delay;
 	struct store_req *q;
-	char stamp[32], limit[16], *text;
+	char stamp[32], *text;
 	time_t now = time(NULL);
 	struct tm tm;
-	const char *params[4];
 
 	if (type && strcmp(type, "chat") && strcmp(type, "normal"))
 		return HOOK_PASS;	/* headline, groupchat, error: not stored */
@@ -142,110 +323,147 @@ static int on_offline(struct module *m, struct hook_args *a)
 		free(q);
 		return HOOK_PASS;
 	}
-	snprintf(limit, sizeof(limit), "%u", server.cfg->limits.offline_queue);
-	params[0] = a->to->domain;
-	params[1] = a->to->local;
-	params[2] = text;
-	params[3] = limit;
 	q->original = xml_ref(a->stanza);
-	/* Everything about one recipient's store goes through one connection: the
-	 * messages commit in the order they came, and a flush never overtakes a
-	 * store queued before it (the message would wait for the next login). */
-	if (db_exec_prepared(server.db, recipient_affinity(a->to), "offline_store", 4, params,
-			     on_stored, q) < 0) {
-		xml_unref(q->original);
-		free(q);
-		free(text);
+	q->text = text;
+	q->user = strdup(a->to->local);
+	/* The sender's ack (XEP-0198) waits for the commit. */
+	q->d = delivery_ref(delivery_current());
+	if (!q->user || store(module_data(m), q) < 0) {
+		store_req_free(q);
 		return HOOK_PASS;
 	}
-	free(text);
 	return HOOK_STOP;
 }
 
 /* ---- delivering ---- */
 
-struct flush_req {
-	struct jid *jid;	/* the session's full JID */
+/*
+ * A flush sends up to FLUSH_BATCH stored messages, each with a durable
+ * delivery: it completes when the stream took it (no XEP-0198) or when the
+ * client acked it. When all of a flush's messages are settled, the delivered
+ * ones are deleted in one statement; the others stay for the next login.
+ */
+struct flush {
+	struct offline_state *st;
+	struct jid *jid;		/* the session's full JID */
+	long long *ids;			/* delivered, to delete */
+	unsigned nids, outstanding;
 };
 
-static void flush(struct jid *jid);
+struct flushed_row {
+	struct flush *f;
+	long long id;
+};
+
+static void flush_start(struct offline_state *st, struct jid *jid, const char *after);
+
+static void flush_settle(struct flush *f)
+{
+	char *ids = NULL;
+	size_t len = 0;
+	FILE *idf;
+
+	if (--f->outstanding > 0)
+		return;
+	if (f->nids && (idf = open_memstream(&ids, &len))) {
+		for (unsigned i = 0; i < f->nids; i++)
+			fprintf(idf, "%c%lld", i ? ',' : '{', f->ids[i]);
+		fputc('}', idf);
+		fclose(idf);
+		const char *params[3] = { f->jid->domain, f->jid->local, ids };
+
+		log_info("offline", "%s: %u stored message%s delivered", f->jid->full, f->nids,
+			 f->nids == 1 ? "" : "s");
+		db_exec_prepared(server.db, f->st->affinity, "offline_delete", 3, params, NULL,
+				 NULL);
+		free(ids);
+	}
+	jid_free(f->jid);
+	free(f->ids);
+	free(f);
+}
+
+static void on_row_done(void *arg, bool delivered)
+{
+	struct flushed_row *r = arg;
+
+	if (delivered)
+		r->f->ids[r->f->nids++] = r->id;
+	flush_settle(r->f);
+	free(r);
+}
 
 static void on_fetched(void *arg, const PGresult *res, const char *err)
 {
-	struct flush_req *q = arg;
-	struct session *s = sm_find(q->jid);
-	/* The ids delivered, exactly: a message stored concurrently with a smaller
-	 * id that this query did not see must not be deleted with them. */
-	char *ids = NULL;
-	size_t len = 0;
-	FILE *idf = open_memstream(&ids, &len);
-	int n = 0;
+	struct flush *f = arg;
+	struct session *s = sm_find(f->jid);
+	int n;
 
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_error("offline", "%s: cannot read stored messages: %s", q->jid->full,
+		log_error("offline", "%s: cannot read stored messages: %s", f->jid->full,
 			  res ? PQresultErrorMessage(res) : err);
-		goto out;
+		flush_settle(f);
+		return;
 	}
+	n = PQntuples(res);
+	f->ids = calloc(n ? (size_t)n : 1, sizeof(*f->ids));
 	/* The session left meanwhile: the messages stay for the next one. */
-	for (int i = 0; s && i < PQntuples(res); i++) {
+	for (int i = 0; s && f->ids && i < n; i++) {
 		char e[64];
 		const char *text = PQgetvalue(res, i, 1);
 		struct xml_node *st = xml_parse(text, strlen(text), e, sizeof(e));
+		struct flushed_row *r = calloc(1, sizeof(*r));
+		struct delivery *d = r ? delivery_new(true, on_row_done, r) : NULL;
 
-		if (idf)
-			fprintf(idf, "%s%s", n ? "," : "{", PQgetvalue(res, i, 0));
-		n++;
+		if (!d) {
+			free(r);
+			xml_unref(st);
+			break;
+		}
+		r->f = f;
+		r->id = atoll(PQgetvalue(res, i, 0));
+		f->outstanding++;
 		if (!st) {
 			log_error("offline", "a stored message does not parse (%s): dropped", e);
+			delivery_release(d, true);
 			continue;
 		}
+		struct delivery *prev = delivery_enter(d);
 		session_send(s, st);
+		delivery_leave(prev);
+		/* Written, unless the session (XEP-0198) holds it until an ack. */
+		delivery_release(d, true);
 		xml_unref(st);
+		/* A session that ended on the way (its queue overflowed) takes the
+		 * rest of the batch with it. */
+		s = sm_find(f->jid);
 	}
-	if (idf) {
-		if (n)
-			fputc('}', idf);
-		fclose(idf);
-		idf = NULL;
-	}
-	if (n && ids) {
-		const char *params[3] = { q->jid->domain, q->jid->local, ids };
+	if (s && n == FLUSH_BATCH) {
+		struct jid *j = jid_copy(f->jid);
 
-		log_info("offline", "%s: delivered %d stored message%s", q->jid->full, n,
-			 n == 1 ? "" : "s");
-		/* Written to the stream: now they may leave the store. */
-		db_exec_prepared(server.db, recipient_affinity(q->jid), "offline_delete", 3,
-				 params, NULL, NULL);
-		if (n == FLUSH_BATCH) {
-			flush(q->jid);
-			q->jid = NULL;
-		}
+		if (j)
+			flush_start(f->st, j, PQgetvalue(res, n - 1, 0));
 	}
-out:
-	if (idf)
-		fclose(idf);
-	free(ids);
-	jid_free(q->jid);
-	free(q);
+	flush_settle(f);
 }
 
-static void flush(struct jid *jid)
+static void flush_start(struct offline_state *st, struct jid *jid, const char *after)
 {
-	struct flush_req *q = calloc(1, sizeof(*q));
-	const char *params[2] = { jid->domain, jid->local };
+	struct flush *f = calloc(1, sizeof(*f));
+	const char *params[3] = { jid->domain, jid->local, after };
 
-	if (!q) {
+	if (!f) {
 		jid_free(jid);
 		return;
 	}
-	q->jid = jid;
-	/* Same connection as the stores and deletes of this account: a second
-	 * batch never sees what the first one delivered. */
-	if (db_exec_prepared(server.db, recipient_affinity(jid), "offline_fetch", 2, params,
-			     on_fetched, q) < 0) {
-		jid_free(jid);
-		free(q);
-	}
+	f->st = st;
+	f->jid = jid;
+	f->outstanding = 1;	/* the fetch itself */
+	/* Stores gathering now were sent before: the fetch must see them. */
+	batch_send(st);
+	if (db_exec_prepared(server.db, st->affinity, "offline_fetch", 3, params, on_fetched,
+			     f) < 0)
+		flush_settle(f);
 }
 
 static int on_user_send(struct module *m, struct hook_args *a)
@@ -258,7 +476,7 @@ static int on_user_send(struct module *m, struct hook_args *a)
 		return HOOK_PASS;
 	j = jid_copy(session_jid(a->sess));
 	if (j)
-		flush(j);
+		flush_start(module_data(m), j, "0");
 	return HOOK_PASS;
 }
 
@@ -290,6 +508,15 @@ static void state_free(void *p)
 {
 	struct offline_state *st = p;
 
+	if (st->gathering) {
+		struct store_req *q = st->gathering->head, *next;
+
+		for (; q; q = next) {
+			next = q->next;
+			store_req_free(q);
+		}
+		free(st->gathering);
+	}
 	if (st->expiry)
 		event_free(st->expiry);
 	free(st);
@@ -303,9 +530,11 @@ static int load(struct module *m)
 	if (!st)
 		return -1;
 	st->m = m;
+	st->affinity = affinity_of(module_host(m));
 	module_set_data(m, st, state_free);
 	if (db_prepare(server.db, "offline_store", sql_store, 4) < 0 ||
-	    db_prepare(server.db, "offline_fetch", sql_fetch, 2) < 0 ||
+	    db_prepare(server.db, "offline_store_batch", sql_store_batch, 4) < 0 ||
+	    db_prepare(server.db, "offline_fetch", sql_fetch, 3) < 0 ||
 	    db_prepare(server.db, "offline_delete", sql_delete, 3) < 0 ||
 	    db_prepare(server.db, "offline_expire", sql_expire, 2) < 0)
 		return -1;

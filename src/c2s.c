@@ -22,6 +22,7 @@
 
 #include "auth.h"
 #include "conn.h"
+#include "delivery.h"
 #include "jid.h"
 #include "listener.h"
 #include "log.h"
@@ -71,6 +72,7 @@ static void c2s_unref(struct c2s *c);
 static void process_input(struct c2s *c);
 static void bounce(struct c2s *c, struct xml_node *st, const char *cond, const char *text);
 static void resume_input(struct c2s *c);
+static void c2s_lost(struct c2s *c, const char *reason);
 
 const struct c2s_stats *c2s_stats(void) { return &stats; }
 
@@ -88,6 +90,11 @@ static void send_xml(struct c2s *c, const struct xml_node *n)
 		conn_write_xml(c->conn, n, NS_CLIENT);
 }
 
+void c2s_write(struct c2s *c, const struct xml_node *n)
+{
+	send_xml(c, n);
+}
+
 /* Output waiting for a client that does not read: bounded, or a stalled
  * reader would hold the server's memory hostage. */
 #define C2S_OUTPUT_MAX (4u << 20)
@@ -102,6 +109,16 @@ void c2s_send(struct c2s *c, const struct xml_node *stanza)
 	}
 	stats.stanzas_out++;
 	send_xml(c, stanza);
+}
+
+/* A stanza of the server's own to the client: through the session once there
+ * is one, so it is counted and kept like any other (XEP-0198). */
+static void send_stanza(struct c2s *c, const struct xml_node *st)
+{
+	if (c->sess)
+		session_send(c->sess, st);
+	else
+		send_xml(c, st);
 }
 
 static void send_header(struct c2s *c, const char *from)
@@ -129,6 +146,12 @@ static void send_header(struct c2s *c, const char *from)
  */
 void c2s_error(struct c2s *c, const char *condition, const char *text)
 {
+	c2s_error_extra(c, condition, text, NULL);
+}
+
+void c2s_error_extra(struct c2s *c, const char *condition, const char *text,
+		     const struct xml_node *extra)
+{
 	struct xml_node *e;
 
 	if (c->state == C2S_CLOSED)
@@ -139,11 +162,19 @@ void c2s_error(struct c2s *c, const char *condition, const char *text)
 		 c->sess ? " " : "", c->sess ? session_jid(c->sess)->full : "", condition,
 		 text ? ": " : "", text ? text : "");
 	e = stanza_stream_error(condition, text);
+	if (e && extra) {
+		struct xml_node *x = xml_copy(extra);
+
+		if (x)
+			xml_append(e, x);
+	}
 	if (e) {
 		send_xml(c, e);
 		xml_unref(e);
 	}
 	send_raw(c, "</stream:stream>");
+	if (strcmp(condition, "connection-timeout") == 0)
+		c2s_lost(c, "connection timed out");
 	c->state = C2S_CLOSED;
 	conn_close(c->conn);
 	/* The session ends with the stream, not when the last byte is flushed:
@@ -152,6 +183,35 @@ void c2s_error(struct c2s *c, const char *condition, const char *text)
 		sm_unbind(c->sess, condition);
 		c->sess = NULL;
 	}
+}
+
+/* A dead connection (not a client's choice): a module may keep the session for
+ * the client to resume (XEP-0198) instead of ending it. */
+static void c2s_lost(struct c2s *c, const char *reason)
+{
+	struct hook_args a = { .sess = c->sess, .reason = reason };
+
+	if (!c->sess)
+		return;
+	a.from = session_jid(c->sess);
+	if (hooks_run(vhost_name(c->vh), HOOK_SESSION_LOST, &a) != HOOK_STOP)
+		return;
+	log_info("c2s", "%s %s: detached, kept for resumption (%s)", conn_peer(c->conn),
+		 session_jid(c->sess)->full, reason);
+	session_detach(c->sess);
+	c->sess = NULL;
+}
+
+void c2s_release_session(struct c2s *c)
+{
+	c->sess = NULL;
+}
+
+void c2s_attach_session(struct c2s *c, struct session *s)
+{
+	c->sess = s;
+	c->state = C2S_SESSION;
+	log_info("c2s", "%s: resumed %s", conn_peer(c->conn), session_jid(s)->full);
 }
 
 const char *c2s_peer(const struct c2s *c) { return c->conn ? conn_peer(c->conn) : ""; }
@@ -225,13 +285,17 @@ static void on_conn(struct conn *conn, void *arg, enum conn_event ev, const char
 		/* A silent client may just be idle: ask once (XEP-0199); any bytes
 		 * back reset this. A second silence means the connection is dead. */
 		if (c->state == C2S_SESSION && !c->pinged) {
-			char iq[256];
+			struct xml_node *iq = xml_new("iq", NS_CLIENT);
 
 			c->pinged = true;
-			snprintf(iq, sizeof(iq), "<iq type='get' id='parley-ping' from='%s' "
-				 "to='%s'><ping xmlns='urn:xmpp:ping'/></iq>", vhost_name(c->vh),
-				 session_jid(c->sess)->full);
-			send_raw(c, iq);
+			if (iq && xml_add_child(iq, "ping", "urn:xmpp:ping")) {
+				xml_attr_set(iq, "type", "get");
+				xml_attr_set(iq, "id", "parley-ping");
+				xml_attr_set(iq, "from", vhost_name(c->vh));
+				xml_attr_set(iq, "to", session_jid(c->sess)->full);
+				send_stanza(c, iq);
+			}
+			xml_unref(iq);
 			conn_set_timeout(c->conn, server.cfg->limits.idle_timeout < 60 ?
 					 server.cfg->limits.idle_timeout : 60);
 			break;
@@ -243,6 +307,7 @@ static void on_conn(struct conn *conn, void *arg, enum conn_event ev, const char
 		log_info("c2s", "%s%s%s: connection lost: %s", conn_peer(conn),
 			 c->sess ? " " : "", c->sess ? session_jid(c->sess)->full : "",
 			 why ? why : "");
+		c2s_lost(c, why ? why : "connection lost");
 		c2s_finish(c, why ? why : "connection lost");
 		break;
 	case CONN_CLOSED:
@@ -705,13 +770,39 @@ static void bounce(struct c2s *c, struct xml_node *st, const char *cond, const c
 		return;	/* never answer an error with an error */
 	r = stanza_error_reply(st, NULL, cond, text);
 	if (r) {
-		send_xml(c, r);
+		send_stanza(c, r);
 		xml_unref(r);
 	}
 }
 
-/* Returns true when st was handed on (the caller's reference with it). */
+static bool route_session_stanza(struct c2s *c, struct xml_node *st);
+
+/*
+ * Every stanza counts for XEP-0198; a message gets a delivery that whoever
+ * keeps it on the way holds (session.h): the client's ack waits for them.
+ * Returns true when st was handed on (the caller's reference with it).
+ */
 static bool handle_session_stanza(struct c2s *c, struct xml_node *st)
+{
+	enum stanza_kind kind = stanza_kind(st);
+	struct session *s = c->sess;
+	struct delivery *d, *prev;
+	bool handed;
+
+	if (kind == STANZA_OTHER)
+		return route_session_stanza(c, st);
+	d = session_inbound_begin(s, kind == STANZA_MESSAGE);
+	prev = delivery_enter(d);
+	handed = route_session_stanza(c, st);
+	delivery_leave(prev);
+	if (c->sess == s)
+		session_inbound_end(s, d);
+	else
+		delivery_release(d, true);	/* the session ended meanwhile */
+	return handed;
+}
+
+static bool route_session_stanza(struct c2s *c, struct xml_node *st)
 {
 	enum stanza_kind kind = stanza_kind(st);
 	const struct jid *me = session_jid(c->sess);
@@ -758,7 +849,7 @@ static bool handle_session_stanza(struct c2s *c, struct xml_node *st)
 
 			if (r) {
 				xml_attr_set(r, "from", NULL);
-				send_xml(c, r);
+				send_stanza(c, r);
 				xml_unref(r);
 			}
 			goto out;
@@ -819,6 +910,12 @@ static void on_stanza(void *arg, struct xml_node *st)
 			}
 			bounce(c, st, "not-allowed", "bind a resource first");
 			break;
+		}
+		if (!is_client) {
+			struct hook_args a = { .stanza = st, .user = c->user, .stream = c };
+
+			if (hooks_run(vhost_name(c->vh), HOOK_C2S_PREBIND, &a) == HOOK_STOP)
+				break;
 		}
 		c2s_error(c, "not-authorized", "bind a resource first");
 		break;

@@ -22,6 +22,15 @@ void c2s_accept(evutil_socket_t fd, const struct sockaddr *sa,
 void c2s_send(struct c2s *c, const struct xml_node *stanza);
 /* Stream error and close: condition from RFC 6120 §4.9.3, text for humans. */
 void c2s_error(struct c2s *c, const char *condition, const char *text);
+/* The same with an application-specific condition element (copied) after it. */
+void c2s_error_extra(struct c2s *c, const char *condition, const char *text,
+		     const struct xml_node *extra);
+
+/* session.c, for resumption: the stream lets go of its session without ending
+ * it; another stream takes a session over (and is then bound). */
+struct session;
+void c2s_release_session(struct c2s *c);
+void c2s_attach_session(struct c2s *c, struct session *s);
 
 const char *c2s_peer(const struct c2s *c);
 bool c2s_tls(const struct c2s *c);

@@ -32,10 +32,11 @@
 #include "xml.h"
 
 /* Bumped whenever a struct or function below changes incompatibly. */
-#define PARLEY_MODULE_ABI 1
+#define PARLEY_MODULE_ABI 2
 
 struct module;
 struct session;
+struct c2s;
 
 /* ---- options: declared as a table, checked by the core ---- */
 
@@ -97,6 +98,14 @@ enum hook {
 	HOOK_OFFLINE_MESSAGE,	/* a message for a local user with no available resource */
 	HOOK_PRESENCE_IN,	/* presence for a local user's bare JID */
 	HOOK_USER_REMOVED,	/* an account was deleted (a->user) */
+	/* The connection of a bound session is lost (not closed by the client): a
+	 * module that returns HOOK_STOP keeps the session, detached, and must end
+	 * it later (session_close). */
+	HOOK_SESSION_LOST,
+	HOOK_SESSION_SETTLED,	/* session_settled(a->sess) grew (XEP-0198 acks) */
+	/* A non-stanza element from an authenticated client before it bound a
+	 * resource (a->user, a->stream): XEP-0198 <resume/>. */
+	HOOK_C2S_PREBIND,
 	HOOK_COUNT
 };
 
@@ -111,11 +120,17 @@ struct hook_args {
 	const char *user;		/* HOOK_USER_REMOVED: the localpart */
 	const char *reason;		/* HOOK_SESSION_CLOSED: why, for the log */
 	bool preauth;			/* HOOK_STREAM_FEATURES: before authentication */
+	struct c2s *stream;		/* HOOK_C2S_PREBIND: the stream, for session_resume */
 };
 
 typedef int (*hook_fn)(struct module *m, struct hook_args *a);
 
 void module_hook(struct module *m, enum hook h, int priority, hook_fn fn);
+/* Runs a hook's handlers for host (a module may raise one: mod_stream_mgmt hands
+ * unacknowledged messages to HOOK_OFFLINE_MESSAGE). HOOK_STOP if one took it. */
+int hooks_run(const char *host, enum hook h, struct hook_args *a);
+/* Writes an element to a stream that has no session yet (a->stream). */
+void c2s_write(struct c2s *stream, const struct xml_node *n);
 
 /* ---- IQ handlers, by (host, type, payload namespace) ---- */
 

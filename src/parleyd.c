@@ -24,7 +24,9 @@
 #include "db.h"
 #include "listener.h"
 #include "log.h"
+#include "router.h"
 #include "server.h"
+#include "session.h"
 #include "tls.h"
 #include "roster.h"
 #include "users.h"
@@ -184,6 +186,8 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	server.shutting_down = true;
 	listeners_stop();
 	c2s_shutdown_all();
+	/* Sessions kept for resumption end too: their unacked messages are stored. */
+	sm_unbind_all("the server is shutting down");
 	event_base_loopexit(server.base, &flush);
 }
 
@@ -326,6 +330,8 @@ out:
 	if (!server.shutting_down)
 		listeners_stop();
 	c2s_free_all();
+	sm_unbind_all("server stopped");
+	router_free();
 	/* Pending queries answer (with errors) while the modules are still loaded. */
 	db_free(server.db);
 	server.db = NULL;

@@ -9,11 +9,14 @@
 #include "router.h"
 
 #include <openssl/rand.h>
+#include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include "delivery.h"
 #include "jid.h"
 #include "log.h"
 #include "module.h"
@@ -258,18 +261,137 @@ static struct xml_node *stamp_stanza_id(struct xml_node *st, const struct jid *t
 	return st;
 }
 
+/*
+ * XEP-0359 origin-id: a client that is not sure a message went out (its
+ * connection dropped before the ack) sends it again with the same origin-id.
+ * Recent (sender, recipient, origin-id) triples are remembered, as 64-bit
+ * hashes in two generations of a fixed size: memory is bounded, and a triple is
+ * remembered for at least DEDUPE_GEN messages after it was seen.
+ */
+#define DEDUPE_GEN 32768		/* entries per generation (half the slots) */
+#define NS_SID_ORIGIN NS_SID
+
+static struct {
+	uint64_t *gen[2];		/* open addressing, 0 = empty */
+	size_t count;			/* entries in gen[0] */
+} dedupe;
+
+static bool dedupe_has(const uint64_t *set, uint64_t h)
+{
+	size_t mask = 2 * DEDUPE_GEN - 1;
+
+	if (!set)
+		return false;
+	for (size_t i = h & mask, n = 0; set[i] && n <= mask; i = (i + 1) & mask, n++)
+		if (set[i] == h)
+			return true;
+	return false;
+}
+
+/* A keyed hash (SHA-256 with a random secret): a sender must not be able to
+ * make its triple collide with someone else's and silence their message. */
+static uint64_t triple_hash(const struct jid *from, const struct jid *to, const char *oid)
+{
+	static unsigned char key[16];
+	static bool keyed;
+	unsigned char md[EVP_MAX_MD_SIZE], buf[16 + 2 * (3 * JID_PART_MAX + 2) + 2 + 256];
+	size_t n = 0, olen = strlen(oid);
+	uint64_t h;
+
+	if (!keyed) {
+		RAND_bytes(key, sizeof(key));
+		keyed = true;
+	}
+	if (olen > 256)
+		olen = 256;	/* longer ids: the first 256 bytes decide */
+	memcpy(buf, key, sizeof(key));
+	n = sizeof(key);
+	memcpy(buf + n, from->full, from->bare_len);
+	n += from->bare_len;
+	buf[n++] = 0;
+	memcpy(buf + n, to->full, to->bare_len);
+	n += to->bare_len;
+	buf[n++] = 0;
+	memcpy(buf + n, oid, olen);
+	n += olen;
+	if (!EVP_Digest(buf, n, md, NULL, EVP_sha256(), NULL))
+		return 0;	/* no hash: no de-duplication rather than a wrong one */
+	memcpy(&h, md, sizeof(h));
+	return h | 1;
+}
+
+/* Whether the triple was seen; remembers it if not. */
+static bool dedupe_seen(const struct jid *from, const struct jid *to, const char *oid)
+{
+	size_t mask = 2 * DEDUPE_GEN - 1, i;
+	uint64_t h = triple_hash(from, to, oid);
+
+	if (!h)
+		return false;
+	if (dedupe_has(dedupe.gen[0], h) || dedupe_has(dedupe.gen[1], h))
+		return true;
+	if (!dedupe.gen[0] || dedupe.count >= DEDUPE_GEN) {
+		uint64_t *fresh = calloc(2 * DEDUPE_GEN, sizeof(*fresh));
+
+		if (!fresh)
+			return false;
+		free(dedupe.gen[1]);
+		dedupe.gen[1] = dedupe.gen[0];
+		dedupe.gen[0] = fresh;
+		dedupe.count = 0;
+	}
+	for (i = h & mask; dedupe.gen[0][i]; i = (i + 1) & mask)
+		;
+	dedupe.gen[0][i] = h;
+	dedupe.count++;
+	return false;
+}
+
+void router_free(void)
+{
+	free(dedupe.gen[0]);
+	free(dedupe.gen[1]);
+	dedupe.gen[0] = dedupe.gen[1] = NULL;
+	dedupe.count = 0;
+}
+
+static bool duplicate(struct xml_node *st, const struct jid *from, const struct jid *to)
+{
+	const struct xml_node *o = xml_child(st, "origin-id", NS_SID_ORIGIN);
+	const char *oid = o ? xml_attr(o, "id") : NULL;
+	const char *type = xml_attr(st, "type");
+
+	if (!oid || !*oid || !from->local || (type && strcmp(type, "error") == 0) ||
+	    !vhost_find(from->domain))
+		return false;
+	if (!dedupe_seen(from, to, oid))
+		return false;
+	stats.duplicates++;
+	log_info("router", "%.*s -> %s: dropped a message sent again (origin-id %s)",
+		 (int)from->bare_len, from->full, to->full, oid);
+	return true;
+}
+
 void router_route(struct xml_node *st)
 {
+	static unsigned depth;
 	const char *froms = xml_attr(st, "from"), *tos = xml_attr(st, "to");
 	struct jid *from = froms ? jid_new(froms, NULL) : NULL;
 	struct jid *to = tos ? jid_new(tos, NULL) : NULL;
+	struct delivery *outer = NULL;
 	struct vhost *vh;
 
+	/* What routing produces on its own (an error back, say) is not part of
+	 * the delivery of the stanza that caused it. */
+	if (depth++)
+		outer = delivery_enter(NULL);
 	stats.routed++;
 	if (!from || !to) {
 		log_debug("router", "dropped a stanza without valid from/to");
 		goto out;
 	}
+	if (stanza_kind(st) == STANZA_MESSAGE && duplicate(st, from, to))
+		goto out;
 	vh = vhost_find(to->domain);
 	if (!vh) {
 		/* Server-to-server links come later. */
@@ -289,6 +411,8 @@ void router_route(struct xml_node *st)
 	else
 		to_full(vh, st, from, to);
 out:
+	if (--depth)
+		delivery_leave(outer);
 	jid_free(from);
 	jid_free(to);
 	xml_unref(st);

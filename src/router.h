@@ -22,8 +22,10 @@ void router_route(struct xml_node *stanza);
 
 /* Messages routed, and IQs answered with an error because no one handled them. */
 struct router_stats {
-	unsigned long long routed, errors;
+	unsigned long long routed, errors, duplicates;
 };
 const struct router_stats *router_stats(void);
+/* Frees the router's memory (at exit). */
+void router_free(void);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "c2s.h"
+#include "delivery.h"
 #include "log.h"
 #include "module.h"
 #include "util.h"
@@ -26,6 +27,14 @@ struct session_slot {
 	struct session_slot *next;
 };
 
+/* A client stanza whose fate is not settled yet (see session_settled). */
+struct inbound {
+	struct session *s;		/* NULL once the session is gone */
+	uint32_t seq;
+	bool settled;
+	struct inbound *next;
+};
+
 struct session {
 	struct jid *jid;
 	struct session_slot *slots;	/* module data */
@@ -36,6 +45,8 @@ struct session {
 	bool available;
 	bool interested;		/* asked for the roster: gets pushes */
 	time_t started;
+	uint32_t received;		/* stanzas from the client, mod 2^32 */
+	struct inbound *in_head, *in_tail;	/* unsettled ones, in order */
 	struct session *next;		/* the user's other sessions */
 };
 
@@ -131,7 +142,11 @@ struct session *sm_bind(struct c2s *c2s, const struct jid *full)
 		/* RFC 6120 §7.7.2.2: the newer session wins; the older one is told. */
 		log_info("sm", "%s: replaced by a new login", full->full);
 		/* The stream error unbinds the old session at once. */
-		c2s_error(old->c2s, "conflict", "replaced by a new login with this resource");
+		if (old->c2s)
+			c2s_error(old->c2s, "conflict", "replaced by a new login with this "
+				  "resource");
+		else
+			sm_unbind(old, "replaced by a new login");
 	}
 	if ((sm.nusers + 1) * 2 > sm.nbuckets && grow() < 0)
 		return NULL;
@@ -200,9 +215,29 @@ void sm_unbind(struct session *s, const char *reason)
 		free(s->slots);
 		s->slots = n;
 	}
+	/* Stanzas still waiting to settle settle into nothing now. */
+	while (s->in_head) {
+		struct inbound *e = s->in_head;
+
+		s->in_head = e->next;
+		if (e->settled)
+			free(e);
+		else
+			e->s = NULL;	/* freed by its delivery's callback */
+	}
 	xml_unref(s->presence);
 	jid_free(s->jid);
 	free(s);
+}
+
+void sm_unbind_all(const char *reason)
+{
+	for (size_t i = 0; i < sm.nbuckets; i++)
+		while (sm.buckets[i])
+			sm_unbind(sm.buckets[i]->sessions, reason);
+	free(sm.buckets);
+	sm.buckets = NULL;
+	sm.nbuckets = 0;
 }
 
 bool session_interested(const struct session *s) { return s->interested; }
@@ -248,8 +283,13 @@ int session_priority(const struct session *s) { return s->priority; }
 bool session_available(const struct session *s) { return s->available; }
 const struct xml_node *session_presence(const struct session *s) { return s->presence; }
 time_t session_started(const struct session *s) { return s->started; }
-const char *session_address(const struct session *s) { return c2s_peer(s->c2s); }
-bool session_tls(const struct session *s) { return c2s_tls(s->c2s); }
+const char *session_address(const struct session *s)
+{
+	return s->c2s ? c2s_peer(s->c2s) : "";
+}
+
+bool session_tls(const struct session *s) { return s->c2s && c2s_tls(s->c2s); }
+bool session_detached(const struct session *s) { return !s->c2s; }
 
 void session_send(struct session *s, const struct xml_node *stanza)
 {
@@ -257,12 +297,118 @@ void session_send(struct session *s, const struct xml_node *stanza)
 
 	if (hooks_run(s->jid->domain, HOOK_USER_RECV, &a) == HOOK_STOP)
 		return;
-	c2s_send(s->c2s, stanza);
+	if (s->c2s)
+		c2s_send(s->c2s, stanza);
+}
+
+void session_write(struct session *s, const struct xml_node *n)
+{
+	if (s->c2s)
+		c2s_send(s->c2s, n);
 }
 
 void session_close(struct session *s, const char *condition, const char *text)
 {
-	c2s_error(s->c2s, condition, text);
+	session_close_extra(s, condition, text, NULL);
+}
+
+void session_close_extra(struct session *s, const char *condition, const char *text,
+			 const struct xml_node *extra)
+{
+	if (s->c2s)
+		c2s_error_extra(s->c2s, condition, text, extra);
+	else
+		sm_unbind(s, condition);
+}
+
+void session_detach(struct session *s)
+{
+	s->c2s = NULL;
+}
+
+int session_resume(struct session *s, struct c2s *stream)
+{
+	struct c2s *old = s->c2s;
+
+	if (old) {
+		/* The old connection may not know yet that it is dead. */
+		s->c2s = NULL;
+		c2s_release_session(old);
+		c2s_error(old, "conflict", "the session was resumed on another connection");
+	}
+	s->c2s = stream;
+	c2s_attach_session(stream, s);
+	return 0;
+}
+
+/* ---- what the client sent, and what of it is settled (XEP-0198 acks) ---- */
+
+uint32_t session_received(const struct session *s) { return s->received; }
+
+uint32_t session_settled(const struct session *s)
+{
+	return s->in_head ? s->in_head->seq - 1 : s->received;
+}
+
+static void inbound_done(void *arg, bool ok)
+{
+	struct inbound *e = arg;
+	struct session *s = e->s;
+	bool moved = false;
+
+	(void)ok;
+	if (!s) {
+		free(e);
+		return;
+	}
+	e->settled = true;
+	while (s->in_head && s->in_head->settled) {
+		struct inbound *h = s->in_head;
+
+		s->in_head = h->next;
+		if (!s->in_head)
+			s->in_tail = NULL;
+		free(h);
+		moved = true;
+	}
+	if (moved) {
+		struct hook_args a = { .sess = s, .from = s->jid };
+
+		hooks_run(s->jid->domain, HOOK_SESSION_SETTLED, &a);
+	}
+}
+
+void session_inbound_skip(struct session *s, uint32_t n)
+{
+	if (!s->in_head)
+		s->received += n;
+}
+
+struct delivery *session_inbound_begin(struct session *s, bool track)
+{
+	s->received++;
+	return track ? delivery_new(false, NULL, NULL) : NULL;
+}
+
+void session_inbound_end(struct session *s, struct delivery *d)
+{
+	struct inbound *e;
+
+	if (!d)
+		return;
+	if (delivery_shared(d) && (e = calloc(1, sizeof(*e)))) {
+		/* Someone still holds it (a queue waiting for an ack, a store waiting
+		 * for its commit): the count stops below it until it settles. */
+		e->s = s;
+		e->seq = s->received;
+		if (s->in_tail)
+			s->in_tail->next = e;
+		else
+			s->in_head = e;
+		s->in_tail = e;
+		delivery_set_done(d, inbound_done, e);
+	}
+	delivery_release(d, true);
 }
 
 void session_set_presence(struct session *s, struct xml_node *presence)

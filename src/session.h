@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "jid.h"
@@ -41,10 +42,34 @@ void *session_data(const struct session *s, const struct module *m);
 void session_set_data(struct session *s, const struct module *m, void *data,
 		      void (*free_fn)(void *));
 
-/* Writes the stanza to the session's stream (not consumed). */
+/* Delivers the stanza to the session (not consumed): HOOK_USER_RECV, then the
+ * stream. */
 void session_send(struct session *s, const struct xml_node *stanza);
-/* Ends the session's stream with a stream error (condition, text). */
+/* Writes an element to the session's stream as it is, without hooks (nothing
+ * while detached): for modules that own the output, such as XEP-0198's. */
+void session_write(struct session *s, const struct xml_node *n);
+/* Ends the session's stream with a stream error (condition, text); a detached
+ * session just ends. */
 void session_close(struct session *s, const char *condition, const char *text);
+/* The same with an application-specific condition element (copied). */
+void session_close_extra(struct session *s, const char *condition, const char *text,
+			 const struct xml_node *extra);
+
+/* ---- stream management (XEP-0198): see mod_stream_mgmt ---- */
+
+/* Stanzas received from the client since the session began, mod 2^32. */
+uint32_t session_received(const struct session *s);
+/* How many of those are settled (mod 2^32): a message is settled once each
+ * recipient session that keeps it until an ack has its ack, and each store has
+ * committed it; every other stanza when it has been routed. HOOK_SESSION_SETTLED
+ * runs when this grows after the fact. */
+uint32_t session_settled(const struct session *s);
+/* The connection is gone but the session stays (HOOK_SESSION_LOST kept it). */
+bool session_detached(const struct session *s);
+/* Moves a session onto another authenticated stream (resumption); a stream it
+ * still has is closed with <conflict/>. */
+struct c2s;
+int session_resume(struct session *s, struct c2s *stream);
 
 /* Exact resource, or NULL. */
 struct session *sm_find(const struct jid *full);
@@ -59,6 +84,18 @@ size_t sm_count(void);
 struct session *sm_bind(struct c2s *c2s, const struct jid *full);
 /* Unbinds (the stream is going away); runs HOOK_SESSION_CLOSED. */
 void sm_unbind(struct session *s, const char *reason);
+/* Unbinds every session left (detached ones at shutdown). */
+void sm_unbind_all(const char *reason);
+/* The stream lost its connection and a module keeps the session for later. */
+void session_detach(struct session *s);
+/* c2s: a stanza from the client; track: a message, whose delivery (returned, to
+ * be made current while it is routed) may be held up. End it after routing. */
+struct delivery;
+struct delivery *session_inbound_begin(struct session *s, bool track);
+void session_inbound_end(struct session *s, struct delivery *d);
+/* As if n more stanzas came and settled (nothing unsettled): tests of the 2^32
+ * wrap use it. */
+void session_inbound_skip(struct session *s, uint32_t n);
 void session_set_presence(struct session *s, struct xml_node *presence);
 /* Calls fn for every session, or those of host (NULL: all); fn may not unbind. */
 void sm_foreach(const char *host, void (*fn)(struct session *s, void *arg), void *arg);

@@ -893,6 +893,11 @@ static bool t_disco_host(void)
 			ok = false;
 		}
 	}
+	/* Features of modules not loaded on this host are not advertised. */
+	if (ok && (has_feature(q, "msgoffline") || has_feature(q, "jabber:iq:last"))) {
+		note("a feature of a module not loaded: %s", xt_raw(n));
+		ok = false;
+	}
 	xt_free(c);
 	return ok;
 }
@@ -912,6 +917,11 @@ static bool t_disco_account(void)
 	if (ok && !has_identity(xt_child(n, XT_NS_DISCO_INFO, "query"), "account",
 				"registered")) {
 		note("no identity account/registered: %s", xt_raw(n));
+		ok = false;
+	}
+	/* The core stamps stanza-ids (XEP-0359 §6); no offline module here. */
+	if (ok && !has_feature(xt_child(n, XT_NS_DISCO_INFO, "query"), "urn:xmpp:sid:0")) {
+		note("no feature urn:xmpp:sid:0: %s", xt_raw(n));
 		ok = false;
 	}
 	xt_free(c);
@@ -1841,8 +1851,10 @@ static const struct test tests[] = {
 	{ "legacy session establishment -> result", t_legacy_session, FG },
 
 	{ "ping to the host -> result", t_ping_host, FG },
-	{ "disco#info to the host: server/im, ping, version, disco#info", t_disco_host, FG },
-	{ "disco#info to own bare JID: account/registered", t_disco_account, FG },
+	{ "disco#info to the host: server/im, ping, version, disco#info, nothing of modules "
+	  "not loaded", t_disco_host, FG },
+	{ "disco#info to own bare JID: account/registered, urn:xmpp:sid:0", t_disco_account,
+	  FG },
 	{ "version: Parley and a version", t_version, FG },
 	{ "iq with an unknown namespace -> <service-unavailable/>", t_unknown_namespace, FG },
 

@@ -1,0 +1,526 @@
+/*
+ * mod_stream_mgmt - XEP-0198 stream management: acks both ways, resumption.
+ *
+ * Inbound: <r/> gets <a h/> with the client's stanzas that are settled (see
+ * session_settled: a message is settled once its recipients acked it or it is
+ * committed to storage), so an ack from us means "delivered or durable"; when
+ * more settle later, an unsolicited <a/> follows.
+ *
+ * Outbound: every stanza written to the client is kept until the client acks
+ * it. A connection that drops with resumption enabled leaves the session
+ * detached for resume-timeout: still available to its contacts, stanzas for it
+ * queued. <resume/> on a new stream moves the session there and re-sends what
+ * was not acked, in order. When the session ends without resumption (the
+ * timeout, a clean close, a replacing login), the unacked messages go to
+ * offline storage (HOOK_OFFLINE_MESSAGE), except those that came from it, which
+ * are still there. A connected client that leaves a stanza unacked for
+ * resume-timeout is dead or stuck: its stream is closed and its session ends the
+ * same way, so a sender's ack never waits longer than that.
+ *
+ * Counters are uint32_t and wrap at 2^32 as the XEP says; every comparison is
+ * a difference.
+ */
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "delivery.h"
+#include "log.h"
+#include "module.h"
+#include "server.h"
+#include "session.h"
+#include "stanza.h"
+
+#define NS_SM "urn:xmpp:sm:3"
+#define TOKEN_LEN 32
+
+static const struct module_option options[] = {
+	{ "resume-timeout", OPT_DURATION, "300", 1, 86400,
+	  "how long a lost session waits for <resume/>, and the longest a stanza may stay "
+	  "unacknowledged on a live stream" },
+	{ "max-queue", OPT_INT, "5000", 10, 1000000,
+	  "unacknowledged stanzas kept per session; past it the stream is closed" },
+	{ NULL }
+};
+
+struct item {
+	struct xml_node *st;
+	struct delivery *d;	/* a held message's delivery, or NULL */
+	time_t queued;
+	struct item *next;
+};
+
+struct sm {
+	struct module *m;
+	struct session *s;
+	uint32_t in_base;	/* session_received() at <enable/> */
+	uint32_t last_a;	/* h of our last <a/> */
+	uint32_t asked;		/* what the client's last <r/> covered */
+	uint32_t acked;		/* the client's last h */
+	unsigned queued;	/* items: stanzas sent after acked */
+	struct item *head, *tail;
+	struct event *timer;
+	bool resume, detached, r_out, ending;
+	char token[TOKEN_LEN + 1];
+};
+
+static unsigned timeout_of(const struct sm *sm)
+{
+	return (unsigned)module_opt_int(sm->m, "resume-timeout");
+}
+
+static void write_el(struct session *s, const char *name, const char *attr,
+		     const char *value, const char *attr2, const char *value2)
+{
+	struct xml_node *n = xml_new(name, NS_SM);
+
+	if (!n)
+		return;
+	if (attr)
+		xml_attr_set(n, attr, value);
+	if (attr2)
+		xml_attr_set(n, attr2, value2);
+	session_write(s, n);
+	xml_unref(n);
+}
+
+static void write_a(struct sm *sm)
+{
+	char h[16];
+
+	sm->last_a = session_settled(sm->s) - sm->in_base;
+	snprintf(h, sizeof(h), "%u", sm->last_a);
+	write_el(sm->s, "a", "h", h, NULL, NULL);
+}
+
+static void write_r(struct sm *sm)
+{
+	if (sm->r_out || sm->detached || !sm->head)
+		return;
+	sm->r_out = true;
+	write_el(sm->s, "r", NULL, NULL, NULL, NULL);
+}
+
+/* ---- the timer: resumption on a detached session, ack age on a live one ---- */
+
+static void arm(struct sm *sm)
+{
+	struct timeval tv = { 0, 0 };
+	time_t now = time(NULL), due;
+
+	if (sm->detached)
+		return;	/* armed once at the detach */
+	if (!sm->head) {
+		event_del(sm->timer);
+		return;
+	}
+	due = sm->head->queued + (time_t)timeout_of(sm);
+	tv.tv_sec = due > now ? due - now : 0;
+	event_add(sm->timer, &tv);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct sm *sm = arg;
+	char why[96];
+
+	(void)fd;
+	(void)what;
+	if (sm->detached) {
+		log_info("stream_mgmt", "%s: not resumed within %u s: the session ends",
+			 session_jid(sm->s)->full, timeout_of(sm));
+		session_close(sm->s, "connection-timeout", NULL);	/* frees sm */
+		return;
+	}
+	if (!sm->head || time(NULL) - sm->head->queued < (time_t)timeout_of(sm)) {
+		arm(sm);
+		return;
+	}
+	snprintf(why, sizeof(why), "stanzas unacknowledged for %u seconds", timeout_of(sm));
+	log_info("stream_mgmt", "%s: %s: closing its stream", session_jid(sm->s)->full, why);
+	sm->ending = true;	/* not resumable: the stanzas go to storage now */
+	session_close(sm->s, "connection-timeout", why);
+}
+
+/* ---- the queue of stanzas sent ---- */
+
+static void item_free(struct item *it, bool delivered)
+{
+	delivery_release(it->d, delivered);
+	xml_unref(it->st);
+	free(it);
+}
+
+/* Whether another available session of the account got its own copy of a
+ * message sent to the bare JID (RFC 6121 §8.5.2.1: all of the best ones). */
+static bool delivered_elsewhere(struct sm *sm, const struct xml_node *st,
+				const struct jid *bare)
+{
+	const char *to = xml_attr(st, "to");
+	struct session *list[64];
+	size_t n;
+
+	if (!to || strchr(to, '/'))
+		return false;
+	n = sm_user_sessions(bare, list, 64);
+	for (size_t i = 0; i < n && i < 64; i++)
+		if (list[i] != sm->s && session_available(list[i]))
+			return true;
+	return false;
+}
+
+/* The session ends for good: what the client never acked is not lost. */
+static void store_unacked(struct sm *sm)
+{
+	struct jid *bare = jid_bare(session_jid(sm->s));
+	unsigned stored = 0;
+
+	while (sm->head) {
+		struct item *it = sm->head;
+		bool ok = true;
+
+		sm->head = it->next;
+		if (stanza_kind(it->st) == STANZA_MESSAGE && bare) {
+			if (delivery_durable(it->d)) {
+				ok = false;	/* still in the store: it stays there */
+			} else if (delivered_elsewhere(sm, it->st, bare)) {
+				/* no second copy for the next login */
+			} else {
+				const char *f = xml_attr(it->st, "from");
+				struct jid *from = f ? jid_new(f, NULL) : NULL;
+				struct hook_args a = { .stanza = it->st, .from = from, .to = bare };
+				struct delivery *prev = delivery_enter(it->d);
+
+				if (from && hooks_run(bare->domain, HOOK_OFFLINE_MESSAGE, &a)
+				    == HOOK_STOP)
+					stored++;
+				delivery_leave(prev);
+				jid_free(from);
+			}
+		}
+		item_free(it, ok);
+	}
+	sm->tail = NULL;
+	sm->queued = 0;
+	if (stored)
+		log_info("stream_mgmt", "%s: %u unacknowledged message%s handed to offline "
+			 "storage", session_jid(sm->s)->full, stored, stored == 1 ? "" : "s");
+	jid_free(bare);
+}
+
+static void sm_free(void *p)
+{
+	struct sm *sm = p;
+
+	while (sm->head) {
+		struct item *it = sm->head;
+
+		sm->head = it->next;
+		item_free(it, false);
+	}
+	if (sm->timer)
+		event_free(sm->timer);
+	free(sm);
+}
+
+/* The client's <a h/>: everything up to h is delivered. */
+static int ack(struct sm *sm, const char *hs)
+{
+	char *end;
+	unsigned long v = hs ? strtoul(hs, &end, 10) : 0;
+	uint32_t h = (uint32_t)v, n;
+
+	if (!hs || !*hs || *end || v > 0xffffffffUL)
+		return -1;
+	n = h - sm->acked;
+	if (n > sm->queued)
+		return -2;
+	for (; n; n--) {
+		struct item *it = sm->head;
+
+		sm->head = it->next;
+		if (!sm->head)
+			sm->tail = NULL;
+		sm->queued--;
+		item_free(it, true);
+	}
+	sm->acked = h;
+	return 0;
+}
+
+static void too_high(struct session *s, const char *hs, uint32_t sent)
+{
+	struct xml_node *x = xml_new("handled-count-too-high", NS_SM);
+	char n[16];
+
+	snprintf(n, sizeof(n), "%u", sent);
+	if (x) {
+		xml_attr_set(x, "h", hs);
+		xml_attr_set(x, "send-count", n);
+	}
+	session_close_extra(s, "undefined-condition", "you acknowledged more stanzas "
+			    "than were sent", x);
+	xml_unref(x);
+}
+
+/* ---- hooks ---- */
+
+static int on_features(struct module *m, struct hook_args *a)
+{
+	if (!a->preauth && a->result)
+		xml_add_child(a->result, "sm", NS_SM);
+	return HOOK_PASS;
+}
+
+static void failed(struct session *s, struct c2s *stream, const char *cond)
+{
+	struct xml_node *f = xml_new("failed", NS_SM);
+
+	if (f && xml_add_child(f, cond, NS_STANZAS)) {
+		if (s)
+			session_write(s, f);
+		else
+			c2s_write(stream, f);
+	}
+	xml_unref(f);
+}
+
+static void enable(struct module *m, struct session *s, const struct xml_node *el)
+{
+	const char *r = xml_attr(el, "resume");
+	struct sm *sm;
+	char max[16];
+
+	if (session_data(s, m)) {
+		failed(s, NULL, "unexpected-request");
+		return;
+	}
+	sm = calloc(1, sizeof(*sm));
+	if (!sm || !(sm->timer = event_new(server.base, -1, 0, on_timer, sm))) {
+		free(sm);
+		failed(s, NULL, "internal-server-error");
+		return;
+	}
+	sm->m = m;
+	sm->s = s;
+	sm->in_base = session_received(s);
+	sm->resume = r && (!strcmp(r, "true") || !strcmp(r, "1"));
+	session_set_data(s, m, sm, sm_free);
+	if (sm->resume) {
+		unsigned char rnd[TOKEN_LEN / 2];
+
+		RAND_bytes(rnd, sizeof(rnd));
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			snprintf(sm->token + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(max, sizeof(max), "%u", timeout_of(sm));
+		struct xml_node *n = xml_new("enabled", NS_SM);
+
+		if (n) {
+			xml_attr_set(n, "id", sm->token);
+			xml_attr_set(n, "resume", "true");
+			xml_attr_set(n, "max", max);
+			session_write(s, n);
+			xml_unref(n);
+		}
+	} else {
+		write_el(s, "enabled", NULL, NULL, NULL, NULL);
+	}
+	log_debug("stream_mgmt", "%s: enabled%s", session_jid(s)->full,
+		  sm->resume ? " with resumption" : "");
+}
+
+static int on_element(struct module *m, struct hook_args *a)
+{
+	struct xml_node *el = a->stanza;
+	struct sm *sm;
+
+	if (!el->ns || strcmp(el->ns, NS_SM) != 0 || !a->sess)
+		return HOOK_PASS;
+	sm = session_data(a->sess, m);
+	if (!strcmp(el->name, "enable")) {
+		enable(m, a->sess, el);
+	} else if (!strcmp(el->name, "r")) {
+		if (!sm)
+			failed(a->sess, NULL, "unexpected-request");
+		else {
+			sm->asked = session_received(sm->s) - sm->in_base;
+			write_a(sm);
+		}
+	} else if (!strcmp(el->name, "a")) {
+		const char *h = xml_attr(el, "h");
+		int rc = sm ? ack(sm, h) : 0;
+
+		if (rc == -1) {
+			session_close(a->sess, "invalid-xml", "<a/> needs a number in 'h'");
+		} else if (rc == -2) {
+			too_high(a->sess, h, sm->acked + sm->queued);
+		} else if (sm) {
+			sm->r_out = false;
+			write_r(sm);	/* more went out since our last <r/> */
+			arm(sm);
+		}
+	} else if (!strcmp(el->name, "resume")) {
+		failed(a->sess, NULL, "unexpected-request");	/* a bound stream */
+	} else {
+		session_close(a->sess, "unsupported-stanza-type", NULL);
+	}
+	return HOOK_STOP;
+}
+
+/* Every stanza to a session with stream management goes through its queue. */
+static int on_user_recv(struct module *m, struct hook_args *a)
+{
+	struct sm *sm = session_data(a->sess, m);
+	struct item *it;
+
+	if (!sm)
+		return HOOK_PASS;
+	it = calloc(1, sizeof(*it));
+	if (!it)
+		return HOOK_PASS;	/* written at least */
+	it->st = xml_ref(a->stanza);
+	it->queued = time(NULL);
+	if (stanza_kind(a->stanza) == STANZA_MESSAGE)
+		it->d = delivery_ref(delivery_current());
+	if (sm->tail)
+		sm->tail->next = it;
+	else
+		sm->head = it;
+	sm->tail = it;
+	sm->queued++;
+	if (sm->queued > (unsigned)module_opt_int(m, "max-queue")) {
+		/* Queued first: the session's end stores it with the others. */
+		log_warn("stream_mgmt", "%s: %u stanzas unacknowledged: closing its stream",
+			 session_jid(sm->s)->full, sm->queued);
+		sm->ending = true;
+		session_close(a->sess, "resource-constraint", "too many stanzas "
+			      "unacknowledged");	/* frees sm */
+		return HOOK_STOP;
+	}
+	if (!sm->detached) {
+		session_write(sm->s, a->stanza);
+		write_r(sm);
+		if (sm->head == it)
+			arm(sm);
+	}
+	return HOOK_STOP;
+}
+
+static int on_lost(struct module *m, struct hook_args *a)
+{
+	struct sm *sm = session_data(a->sess, m);
+	struct timeval tv = { 0, 0 };
+
+	if (!sm || !sm->resume || sm->ending)
+		return HOOK_PASS;
+	sm->detached = true;
+	sm->r_out = false;
+	tv.tv_sec = timeout_of(sm);
+	event_add(sm->timer, &tv);
+	return HOOK_STOP;
+}
+
+static int on_closed(struct module *m, struct hook_args *a)
+{
+	struct sm *sm = session_data(a->sess, m);
+
+	if (sm) {
+		event_del(sm->timer);
+		store_unacked(sm);
+	}
+	return HOOK_PASS;
+}
+
+static int on_settled(struct module *m, struct hook_args *a)
+{
+	struct sm *sm = session_data(a->sess, m);
+
+	/* The client asked for more than we could ack then: it has it now. */
+	if (sm && !sm->detached && sm->last_a != sm->asked)
+		write_a(sm);
+	return HOOK_PASS;
+}
+
+/* <resume previd h/> on a new authenticated stream, instead of binding. */
+static int on_prebind(struct module *m, struct hook_args *a)
+{
+	struct xml_node *el = a->stanza;
+	const char *previd = xml_attr(el, "previd"), *h = xml_attr(el, "h");
+	struct session *list[64], *s = NULL;
+	struct sm *sm = NULL;
+	struct jid *bare;
+	size_t n;
+	char hs[16];
+
+	if (!el->ns || strcmp(el->ns, NS_SM) != 0)
+		return HOOK_PASS;
+	if (strcmp(el->name, "resume") != 0) {
+		/* <enable/> before bind, <r/>...: XEP-0198 §3 wants a bound stream. */
+		failed(NULL, a->stream, "unexpected-request");
+		return HOOK_STOP;
+	}
+	bare = jid_make(a->user, a->host, NULL, NULL);
+	n = bare ? sm_user_sessions(bare, list, 64) : 0;
+	jid_free(bare);
+	for (size_t i = 0; previd && strlen(previd) == TOKEN_LEN && i < n && i < 64; i++) {
+		struct sm *x = session_data(list[i], m);
+
+		if (x && x->resume && !x->ending &&
+		    CRYPTO_memcmp(x->token, previd, TOKEN_LEN) == 0) {
+			s = list[i];
+			sm = x;
+			break;
+		}
+	}
+	if (!sm) {
+		log_info("stream_mgmt", "%s@%s: no session to resume (%s)", a->user, a->host,
+			 previd ? previd : "no previd");
+		failed(NULL, a->stream, "item-not-found");
+		return HOOK_STOP;
+	}
+	switch (ack(sm, h)) {
+	case -1:
+		failed(NULL, a->stream, "bad-request");
+		return HOOK_STOP;
+	case -2:
+		failed(NULL, a->stream, "bad-request");
+		return HOOK_STOP;
+	}
+	event_del(sm->timer);
+	sm->detached = false;
+	sm->r_out = false;
+	session_resume(s, a->stream);
+	snprintf(hs, sizeof(hs), "%u", session_settled(s) - sm->in_base);
+	sm->last_a = session_settled(s) - sm->in_base;
+	write_el(s, "resumed", "previd", sm->token, "h", hs);
+	for (struct item *it = sm->head; it; it = it->next)
+		session_write(s, it->st);
+	write_r(sm);
+	arm(sm);
+	log_info("stream_mgmt", "%s: resumed, %u stanza%s sent again", session_jid(s)->full,
+		 sm->queued, sm->queued == 1 ? "" : "s");
+	return HOOK_STOP;
+}
+
+static int load(struct module *m)
+{
+	module_hook(m, HOOK_STREAM_FEATURES, 0, on_features);
+	module_hook(m, HOOK_C2S_ELEMENT, 0, on_element);
+	module_hook(m, HOOK_C2S_PREBIND, 0, on_prebind);
+	/* Last of all: a stanza another module stopped never reaches the client. */
+	module_hook(m, HOOK_USER_RECV, -1000, on_user_recv);
+	module_hook(m, HOOK_SESSION_LOST, 0, on_lost);
+	/* First: the unacked messages are stored before others see the session go. */
+	module_hook(m, HOOK_SESSION_CLOSED, 1000, on_closed);
+	module_hook(m, HOOK_SESSION_SETTLED, 0, on_settled);
+	return 0;
+}
+
+PARLEY_MODULE(stream_mgmt,
+	.description = "XEP-0198: acks, and resumption of a session after a lost connection",
+	.options = options,
+	.load = load);
