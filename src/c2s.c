@@ -15,7 +15,11 @@
 #include "c2s.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <openssl/rand.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,12 +65,19 @@ struct c2s {
 	bool pinged;			/* idle: a ping is out, waiting for any bytes */
 	bool header_sent;		/* our stream header is out (reset on restart) */
 	bool freed_conn;
+	bool active;			/* bytes came since the last compaction sweep */
 	char id[24];			/* stream id */
 	struct c2s *prev, *next;	/* every open stream, for shutdown */
 };
 
 static struct c2s *all;
 static struct c2s_stats stats;
+static struct event *sweep;
+
+/* Streams quiet for a whole interval (10-20 s) give their parser's memory back
+ * (xmlstream_compact): most of an idle session's footprint. A per-read
+ * compaction would cost a parser per message on busy streams. */
+#define C2S_COMPACT_INTERVAL 10
 
 static void c2s_unref(struct c2s *c);
 static void process_input(struct c2s *c);
@@ -328,6 +339,42 @@ static const struct xmlstream_callbacks stream_cbs = {
 	.error = on_stream_error,
 };
 
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	unsigned n = 0;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (struct c2s *c = all; c; c = c->next) {
+		if (!c->active && c->xs && c->state != C2S_CLOSED && !c->waiting &&
+		    xmlstream_compact(c->xs))
+			n++;
+		c->active = false;
+	}
+	if (n)
+		log_debug("c2s", "%u idle stream%s compacted", n, n == 1 ? "" : "s");
+#ifdef __GLIBC__
+	/* The parsers were freed between other allocations of the same streams:
+	 * glibc keeps such holes unless asked to give the pages back. */
+	if (n >= 32)
+		malloc_trim(0);
+#endif
+}
+
+static void start_sweep(void)
+{
+	struct timeval every = { C2S_COMPACT_INTERVAL, 0 };
+
+	if (sweep)
+		return;
+	sweep = event_new(server.base, -1, EV_PERSIST, on_sweep, NULL);
+	if (sweep && event_add(sweep, &every) < 0) {
+		event_free(sweep);
+		sweep = NULL;
+	}
+}
+
 void c2s_accept(evutil_socket_t fd, const struct sockaddr *sa,
 		const struct config_listener *l)
 {
@@ -342,7 +389,9 @@ void c2s_accept(evutil_socket_t fd, const struct sockaddr *sa,
 		evutil_closesocket(fd);
 		return;
 	}
+	start_sweep();
 	c->refs = 1;
+	c->active = true;
 	c->lcfg = l;
 	c->conn = conn_new(fd, sa, l->tls == TLS_DIRECT, on_conn, c);
 	if (!c->conn) {
@@ -378,6 +427,10 @@ void c2s_shutdown_all(void)
 
 void c2s_free_all(void)
 {
+	if (sweep) {
+		event_free(sweep);
+		sweep = NULL;
+	}
 	while (all) {
 		struct c2s *c = all;
 
@@ -400,6 +453,7 @@ static void process_input(struct c2s *c)
 		return;
 	c->refs++;	/* callbacks below may finish the stream */
 	c->feeding = true;
+	c->active = true;
 	while (c->conn && c->state != C2S_CLOSED && !c->waiting) {
 		struct evbuffer_iovec v;
 		ssize_t used;

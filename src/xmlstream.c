@@ -21,6 +21,7 @@
  * then, so it is freed only when its XML_Parse() has returned.
  */
 #include "xmlstream.h"
+#include "xmlarena.h"
 
 #include <expat.h>
 #include <limits.h>
@@ -62,6 +63,18 @@ struct xmlstream {
 	struct xml_buf text;	/* text not yet attached to cur */
 	uint64_t fed;		/* bytes given to p */
 	uint64_t mark;		/* where the unit being parsed began (see top) */
+
+	/* The header's namespace declarations, for xmlstream_compact(): a new
+	 * parser gets them back from a synthetic header. */
+	struct ns_decl *decls;
+	char *root_prefix;	/* the prefix of <stream>, NULL: none known */
+	bool replaying;		/* the synthetic header is being parsed */
+};
+
+struct ns_decl {
+	char *prefix;		/* NULL: the default namespace */
+	char *uri;
+	struct ns_decl *next;
 };
 
 /* ---- errors ---- */
@@ -234,6 +247,10 @@ static void on_start(void *ud, const char *qname, const char **atts)
 	while (atts[2 * count])
 		count++;
 	if (xs->depth == 0) {
+		if (xs->replaying) {
+			xs->depth = 1;	/* the synthetic header: nothing to report */
+			return;
+		}
 		open_stream(xs, qname, atts, count);
 		return;
 	}
@@ -332,12 +349,56 @@ static void on_text(void *ud, const char *s, int len)
 	xs->mark = event_end(xs->running);
 }
 
+/* Bounded by the header's attribute limit (each declaration is one). */
+static int record_decl(struct xmlstream *xs, const char *prefix, const char *uri)
+{
+	struct ns_decl *d = calloc(1, sizeof(*d));
+	unsigned n = 0;
+
+	for (struct ns_decl *e = xs->decls; e; e = e->next)
+		n++;
+	if (n >= xs->lim.max_attrs) {
+		free(d);
+		return 0;	/* open_stream refuses such a header anyway */
+	}
+	if (!d || (prefix && !(d->prefix = strdup(prefix))) ||
+	    !(d->uri = strdup(uri ? uri : ""))) {
+		if (d)
+			free(d->prefix);
+		free(d);
+		return -1;
+	}
+	d->next = xs->decls;
+	xs->decls = d;
+	return 0;
+}
+
+static void free_decls(struct xmlstream *xs)
+{
+	while (xs->decls) {
+		struct ns_decl *d = xs->decls;
+
+		xs->decls = d->next;
+		free(d->prefix);
+		free(d->uri);
+		free(d);
+	}
+	free(xs->root_prefix);
+	xs->root_prefix = NULL;
+}
+
 static void on_ns_decl(void *ud, const char *prefix, const char *uri)
 {
 	struct xmlstream *xs = ud;
 
-	/* only the stream header's default namespace is of interest */
-	if (ignoring(xs) || xs->depth != 0 || prefix)
+	if (ignoring(xs) || xs->depth != 0 || xs->replaying)
+		return;
+	if (record_decl(xs, prefix, uri) < 0) {
+		fail(xs, XMLSTREAM_NO_MEMORY, "out of memory");
+		return;
+	}
+	/* of the header's own, only the default namespace matters to the owner */
+	if (prefix)
 		return;
 	free(xs->default_ns);
 	xs->default_ns = NULL;
@@ -403,7 +464,7 @@ static void on_entity_decl(void *ud, const char *name, int is_pe, const char *va
 static XML_Parser new_parser(struct xmlstream *xs)
 {
 	/* UTF-8 forced: RFC 6120 §11.6; a declared other encoding is refused above */
-	XML_Parser p = XML_ParserCreateNS("UTF-8", NS_SEP);
+	XML_Parser p = xmlarena_parser_new("UTF-8", NS_SEP);
 
 	if (!p)
 		return NULL;
@@ -477,6 +538,7 @@ static void clear_stream(struct xmlstream *xs)
 	drop_stanza(xs);
 	free(xs->default_ns);
 	xs->default_ns = NULL;
+	free_decls(xs);
 	xs->opened = false;
 	xs->depth = 0;
 	xs->fed = xs->mark = 0;
@@ -487,9 +549,105 @@ void xmlstream_free(struct xmlstream *xs)
 	if (!xs)
 		return;
 	clear_stream(xs);
-	XML_ParserFree(xs->p);
-	XML_ParserFree(xs->retired);
+	xmlarena_parser_free(xs->p);
+	xmlarena_parser_free(xs->retired);
 	free(xs);
+}
+
+/* Appends s to the buffer as an attribute value between single quotes. */
+static int add_attr_value(struct xml_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		const char *esc = *s == '\'' ? "&apos;" : *s == '&' ? "&amp;" : *s == '<' ?
+			"&lt;" : NULL;
+
+		if (xml_buf_add(b, esc ? esc : s, esc ? strlen(esc) : 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int add_str(struct xml_buf *b, const char *s)
+{
+	return xml_buf_add(b, s, strlen(s));
+}
+
+/*
+ * The prefix the peer's <stream> element used, told from the header's
+ * declarations: "" when the streams namespace is the default one, the one prefix
+ * bound to it otherwise; NULL when that is ambiguous (then no compaction).
+ */
+static const char *root_prefix(const struct xmlstream *xs)
+{
+	const char *found = NULL;
+	unsigned n = 0;
+
+	for (const struct ns_decl *d = xs->decls; d; d = d->next) {
+		if (strcmp(d->uri, XMLSTREAM_NS_STREAMS) != 0)
+			continue;
+		found = d->prefix ? d->prefix : "";
+		n++;
+	}
+	return n == 1 ? found : NULL;
+}
+
+bool xmlstream_compact(struct xmlstream *xs)
+{
+	if (!xs || !xs->p || xs->failed || xs->in_feed || !xs->opened || xs->depth != 1 ||
+	    xs->stanza || xs->fed != xs->mark || xs->text.len)
+		return false;	/* mid-stanza, or expat holds bytes of a token */
+	if (!xs->root_prefix) {
+		const char *rp = root_prefix(xs);
+
+		if (!rp || !(xs->root_prefix = strdup(rp)))
+			return false;
+	}
+	xmlarena_parser_free(xs->p);
+	xs->p = NULL;
+	xml_buf_free(&xs->text);
+	return true;
+}
+
+/* A compacted stream gets a parser again: a synthetic header with the same
+ * declarations puts it back in the state after the real one. */
+static int revive(struct xmlstream *xs)
+{
+	struct xml_buf h = { 0 };
+	XML_Parser p = new_parser(xs);
+	enum XML_Status st = XML_STATUS_ERROR;
+	bool ok;
+
+	if (!p)
+		return -1;
+	ok = add_str(&h, "<") == 0 && (!*xs->root_prefix || (add_str(&h, xs->root_prefix) == 0
+	     && add_str(&h, ":") == 0)) && add_str(&h, "stream") == 0;
+	for (const struct ns_decl *d = xs->decls; ok && d; d = d->next)
+		ok = add_str(&h, d->prefix ? " xmlns:" : " xmlns") == 0 &&
+		     (!d->prefix || add_str(&h, d->prefix) == 0) && add_str(&h, "='") == 0 &&
+		     add_attr_value(&h, d->uri) == 0 && add_str(&h, "'") == 0;
+	ok = ok && add_str(&h, ">") == 0;
+	if (ok) {
+		xs->replaying = true;
+		xs->depth = 0;
+		void *outer = xmlarena_enter(p);
+
+		xs->running = p;
+		st = XML_Parse(p, h.data, (int)h.len, XML_FALSE);
+		xs->running = NULL;
+		xmlarena_leave(outer);
+		xs->replaying = false;
+	}
+	if (!ok || st != XML_STATUS_OK || xs->depth != 1 || xs->failed) {
+		xml_buf_free(&h);
+		xmlarena_parser_free(p);
+		xs->depth = 1;
+		return -1;
+	}
+	/* Offsets are the new parser's: limits count from the end of the header. */
+	xs->fed = xs->mark = h.len;
+	xs->p = p;
+	xml_buf_free(&h);
+	return 0;
 }
 
 ssize_t xmlstream_feed(struct xmlstream *xs, const char *data, size_t len)
@@ -499,6 +657,10 @@ ssize_t xmlstream_feed(struct xmlstream *xs, const char *data, size_t len)
 	/* feed() from inside one of its own callbacks is not supported */
 	if (!xs || xs->failed || xs->in_feed)
 		return -1;
+	if (!xs->p && len && revive(xs) < 0) {
+		fail(xs, XMLSTREAM_NO_MEMORY, "cannot restore the stream's parser");
+		return -1;
+	}
 	if (len > SSIZE_MAX)
 		len = SSIZE_MAX;
 	xs->in_feed = true;
@@ -522,13 +684,16 @@ ssize_t xmlstream_feed(struct xmlstream *xs, const char *data, size_t len)
 			n = 1;	/* see utf8_start() */
 		if (xs->fed < 2 && !utf8_start(xs, data + done, n))
 			break;
+		void *outer = xmlarena_enter(p);
+
 		xs->running = p;
 		st = XML_Parse(p, data + done, (int)n, XML_FALSE);
 		xs->running = NULL;
+		xmlarena_leave(outer);
 		if (xs->retired) {
 			/* reset() in a callback: the event ended this slice; the rest
 			 * is for the new parser, once the caller feeds it again */
-			XML_ParserFree(xs->retired);
+			xmlarena_parser_free(xs->retired);
 			xs->retired = NULL;
 			if (!xs->failed)
 				done += n;
@@ -580,7 +745,7 @@ int xmlstream_reset(struct xmlstream *xs)
 		xs->retired = xs->p;
 		xs->stopped = true;
 	} else {
-		XML_ParserFree(xs->p);
+		xmlarena_parser_free(xs->p);
 	}
 	xs->p = np;
 	clear_stream(xs);

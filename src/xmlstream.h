@@ -12,6 +12,7 @@
 #ifndef PARLEY_XMLSTREAM_H
 #define PARLEY_XMLSTREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include "xml.h"
@@ -67,6 +68,15 @@ ssize_t xmlstream_feed(struct xmlstream *xs, const char *data, size_t len);
 void xmlstream_stop(struct xmlstream *xs);
 /* A fresh parser for the next bytes (stream restart); limits and callbacks stay. */
 int xmlstream_reset(struct xmlstream *xs);
+/*
+ * Frees the parser of an idle stream (between stanzas, nothing half-parsed):
+ * most of a quiet stream's memory. The next feed() builds a new one and puts it
+ * in the same state with a synthetic copy of the header's namespace
+ * declarations (which fires no event and counts toward no limit). Returns
+ * whether it did; false when the stream is not at a point where it can (call
+ * again later). Not from inside a callback.
+ */
+bool xmlstream_compact(struct xmlstream *xs);
 /* The RFC 6120 condition name for an error ("not-well-formed", ...). */
 const char *xmlstream_error_condition(enum xmlstream_error err);
 

@@ -815,6 +815,120 @@ static void reset_between_feeds(void **state)
 	free(rec_done(&r));
 }
 
+
+/* ---- compaction: an idle stream's parser freed and rebuilt ---- */
+
+/* Feeds in chunks, compacting after every chunk where the stream allows it;
+ * returns the log and how many compactions happened. */
+static char *run_compacting(const char *data, size_t len, size_t chunk,
+			    const struct xmlstream_limits *lim, int *compactions)
+{
+	struct rec r;
+	size_t off = 0;
+
+	rec_init(&r, lim);
+	*compactions = 0;
+	while (off < len) {
+		size_t n = chunk < len - off ? chunk : len - off;
+		ssize_t used = xmlstream_feed(r.xs, data + off, n);
+
+		if (used < 0)
+			break;
+		off += (size_t)used;
+		if (xmlstream_compact(r.xs))
+			(*compactions)++;
+	}
+	return rec_done(&r);
+}
+
+static void compact_same_events(void **state)
+{
+	static const char prefixed[] =
+		"<s:stream xmlns:s='" NS_STREAMS "' xmlns='jabber:client' "
+		"xmlns:db='jabber:server:dialback' to='example.com' version='1.0'>"
+		"<c:message xmlns:c='jabber:client' to='x'><c:body>hi</c:body></c:message> "
+		"<db:result to='a'/><iq type='get'><query xmlns='jabber:iq:roster'/></iq>"
+		"<s:error/></s:stream>";
+	const char *inputs[] = { client_stream, prefixed };
+	size_t chunks[] = { 1, 3, 17, 64, SIZE_MAX };
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		char *plain = run(inputs[i], strlen(inputs[i]), SIZE_MAX, NULL);
+
+		for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+			int k;
+			char *log = run_compacting(inputs[i], strlen(inputs[i]), chunks[c], NULL,
+						   &k);
+
+			assert_string_equal(log, plain);
+			/* byte by byte, the stream is idle after each stanza's '>' */
+			if (chunks[c] == 1)
+				assert_true(k >= 3);
+			free(log);
+		}
+		free(plain);
+	}
+}
+
+static void compact_limits_and_refusals(void **state)
+{
+	const struct xmlstream_limits lim = { 256, 8, 8 };
+	char *fits = repeat("<message><body>", 'a', 256 - 32, "</body></message>");
+	char *over = repeat("<message><body>", 'a', 257 - 32, "</body></message>");
+	static const char ambiguous[] =
+		"<a:stream xmlns:a='" NS_STREAMS "' xmlns:b='" NS_STREAMS "' "
+		"xmlns='jabber:client'>";
+	struct rec r;
+	char *log;
+
+	(void)state;
+	rec_init(&r, &lim);
+	/* nothing to compact before the header */
+	assert_false(xmlstream_compact(r.xs));
+	assert_int_equal(xmlstream_feed(r.xs, HEADER, strlen(HEADER)), strlen(HEADER));
+	assert_true(xmlstream_compact(r.xs));
+	assert_false(xmlstream_compact(r.xs));	/* already compact */
+	/* the limit counts from the real stanza, not the synthetic header */
+	assert_int_equal(xmlstream_feed(r.xs, fits, 256), 256);
+	assert_true(xmlstream_compact(r.xs));
+	/* half a stanza: not now */
+	assert_int_equal(xmlstream_feed(r.xs, "<message><bo", 12), 12);
+	assert_false(xmlstream_compact(r.xs));
+	assert_int_equal(xmlstream_feed(r.xs, "dy/></message>", 14), 14);
+	assert_true(xmlstream_compact(r.xs));
+	assert_int_equal(r.errors, 0);
+	assert_int_equal(xmlstream_feed(r.xs, over, 257), -1);
+	assert_int_equal(r.err, XMLSTREAM_POLICY_VIOLATION);
+	assert_false(xmlstream_compact(r.xs));	/* failed streams stay failed */
+	log = rec_done(&r);
+	assert_non_null(strstr(log, "error policy-violation: stanza larger than 256 bytes"));
+	free(log);
+
+	/* two prefixes for the streams namespace: which one <stream> used is not
+	 * known, so the parser stays */
+	rec_init(&r, NULL);
+	assert_int_equal(xmlstream_feed(r.xs, ambiguous, strlen(ambiguous)),
+			 strlen(ambiguous));
+	assert_int_equal(r.errors, 0);
+	assert_false(xmlstream_compact(r.xs));
+	free(rec_done(&r));
+
+	/* a reset after compaction starts a new stream as usual */
+	rec_init(&r, NULL);
+	assert_int_equal(xmlstream_feed(r.xs, HEADER, strlen(HEADER)), strlen(HEADER));
+	assert_true(xmlstream_compact(r.xs));
+	assert_int_equal(xmlstream_reset(r.xs), 0);
+	assert_int_equal(xmlstream_feed(r.xs, HEADER, strlen(HEADER)), strlen(HEADER));
+	assert_int_equal(xmlstream_feed(r.xs, "</stream:stream>", 16), 16);
+	log = rec_done(&r);
+	assert_non_null(strstr(log, "close\n"));
+	assert_int_equal(r.errors, 0);
+	free(log);
+	free(fits);
+	free(over);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -835,6 +949,8 @@ int main(void)
 		cmocka_unit_test(restart_pipelined),
 		cmocka_unit_test(restart_needs_reset),
 		cmocka_unit_test(reset_between_feeds),
+		cmocka_unit_test(compact_same_events),
+		cmocka_unit_test(compact_limits_and_refusals),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
