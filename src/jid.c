@@ -13,6 +13,7 @@
 #include <idna.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <stringprep.h>
 
 #define JID_INPUT_MAX (3 * JID_PART_MAX + 2)
@@ -57,6 +58,32 @@ static bool utf8_valid(const unsigned char *s, size_t len)
 	return true;
 }
 
+/*
+ * The profiles on pure ASCII, without libidn (which is most of the CPU of
+ * routing a message otherwise): Nodeprep and Nameprep fold A-Z; Nodeprep
+ * prohibits ASCII space, controls and "&'/:<>@; Resourceprep only controls;
+ * Nameprep prohibits no ASCII (labels_ok() checks host names after). Returns
+ * 1 when done (out written), 0 when the input is not all ASCII, -1 prohibited.
+ * tests/unit/test_jid.c checks every ASCII character against libidn.
+ */
+static int ascii_prep(const char *in, size_t len, char *out, char kind)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)in[i] >= 0x80)
+			return 0;
+	for (size_t i = 0; i <= len; i++) {
+		char c = in[i];
+
+		if (i < len && ((unsigned char)c < 0x20 || c == 0x7f) && kind != 'd')
+			return -1;
+		if (kind == 'l' && (c == ' ' || c == '"' || c == '&' || c == '\'' || c == '/' ||
+				    c == ':' || c == '<' || c == '>' || c == '@'))
+			return -1;
+		out[i] = kind != 'r' && c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+	}
+	return 1;
+}
+
 static int prep(const char *in, char *out, size_t outlen, const Stringprep_profile *profile,
 		const char *part, const char **errp)
 {
@@ -82,11 +109,20 @@ static int prep(const char *in, char *out, size_t outlen, const Stringprep_profi
 		*errp = bad;
 		return -1;
 	}
-	memcpy(out, in, len + 1);
-	/* stringprep works in place, in a buffer of the given size. */
-	if (stringprep(out, outlen, 0, profile) != STRINGPREP_OK || !*out) {
+	switch (ascii_prep(in, len, out, part[0])) {
+	case 1:
+		break;	/* prepared without libidn; the length is checked below */
+	case -1:
 		*errp = bad;
 		return -1;
+	default:
+		memcpy(out, in, len + 1);
+		/* stringprep works in place, in a buffer of the given size. */
+		if (stringprep(out, outlen, 0, profile) != STRINGPREP_OK || !*out) {
+			*errp = bad;
+			return -1;
+		}
+		break;
 	}
 	if (strlen(out) > JID_PART_MAX) {
 		*errp = part[0] == 'l' ? "the localpart is longer than 1023 bytes"
@@ -139,6 +175,18 @@ static bool labels_ok(const char *d)
 	}
 }
 
+/* ASCII with no label that starts with "xn--" (any case). */
+static bool ascii_plain_domain(const char *d)
+{
+	for (const char *p = d; *p; p++) {
+		if ((unsigned char)*p >= 0x80)
+			return false;
+		if ((p == d || p[-1] == '.') && strncasecmp(p, "xn--", 4) == 0)
+			return false;
+	}
+	return true;
+}
+
 int jid_nameprep(const char *in, char *out, size_t outlen, const char **errp)
 {
 	const char *e;
@@ -183,15 +231,18 @@ int jid_nameprep(const char *in, char *out, size_t outlen, const char **errp)
 		*errp = len ? "not valid UTF-8" : "the domainpart is empty";
 		return -1;
 	}
-	/* A-labels (xn--) become Unicode, so each domain has one form. */
-	if (idna_to_unicode_8z8z(tmp, &uni, 0) != IDNA_SUCCESS || !uni ||
-	    strlen(uni) >= sizeof(tmp)) {
+	/* A-labels (xn--) become Unicode, so each domain has one form. An ASCII
+	 * name without one is its own Unicode form: no need to ask libidn. */
+	if (!ascii_plain_domain(tmp)) {
+		if (idna_to_unicode_8z8z(tmp, &uni, 0) != IDNA_SUCCESS || !uni ||
+		    strlen(uni) >= sizeof(tmp)) {
+			free(uni);
+			*errp = "the domainpart is not a valid domain name";
+			return -1;
+		}
+		memcpy(tmp, uni, strlen(uni) + 1);
 		free(uni);
-		*errp = "the domainpart is not a valid domain name";
-		return -1;
 	}
-	memcpy(tmp, uni, strlen(uni) + 1);
-	free(uni);
 	if (prep(tmp, out, outlen, stringprep_nameprep, "domainpart", errp) < 0)
 		return -1;
 	if (!labels_ok(out)) {

@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdbool.h>
+#include <stdio.h>
+#include <stringprep.h>
+
 #include "jid.h"
 
 static void expect_jid(const char *in, const char *full)
@@ -140,6 +144,46 @@ static void test_helpers(void **state)
 	jid_free(j);
 }
 
+/* The ASCII fast path of the profiles gives what libidn gives, for every ASCII
+ * character, alone and between others, in both cases. */
+static void test_ascii_fast_path(void **state)
+{
+	const Stringprep_profile *profiles[] = { stringprep_xmpp_nodeprep,
+						 stringprep_xmpp_resourceprep, stringprep_nameprep };
+
+	(void)state;
+	for (int c = 1; c < 0x80; c++) {
+		char in[8], ref[64], out[64];
+		int k = snprintf(in, sizeof(in), "Ab%cZ", c);
+
+		assert_int_equal(k, 4);
+		for (int pi = 0; pi < 3; pi++) {
+			const char *err = NULL;
+			bool ref_ok, ok;
+
+			snprintf(ref, sizeof(ref), "%s", in);
+			ref_ok = stringprep(ref, sizeof(ref), 0, profiles[pi]) == STRINGPREP_OK;
+			if (pi == 0)
+				ok = jid_nodeprep(in, out, sizeof(out), &err) == 0;
+			else if (pi == 1)
+				ok = jid_resourceprep(in, out, sizeof(out), &err) == 0;
+			else
+				ok = jid_nameprep(in, out, sizeof(out), &err) == 0;
+			if (pi < 2) {
+				if (ok != ref_ok)
+					fail_msg("profile %d, char 0x%02x: ours %d, libidn %d", pi, c,
+						 ok, ref_ok);
+			} else if (ok && !ref_ok) {
+				/* nameprep: host name rules may refuse more, never less */
+				fail_msg("nameprep, char 0x%02x: accepted, libidn refuses", c);
+			}
+			if (ok && ref_ok && strcmp(out, ref) != 0)
+				fail_msg("profile %d, char 0x%02x: \"%s\" vs libidn \"%s\"", pi, c,
+					 out, ref);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -148,6 +192,7 @@ int main(void)
 		cmocka_unit_test(test_case_and_forms),
 		cmocka_unit_test(test_lengths),
 		cmocka_unit_test(test_helpers),
+		cmocka_unit_test(test_ascii_fast_path),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
