@@ -29,7 +29,12 @@ static struct slot *cur;
 static struct slot **free_slots;
 static size_t nfree, cap_free;
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PARLEY_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(PARLEY_ASAN)
 #define ARENA_OFF 1	/* let the sanitizer see every allocation */
 #else
 #define ARENA_OFF 0

@@ -7,7 +7,8 @@
  * <restart/> makes the callback stop and reset the stream, as SASL success does,
  * and the caller feeds the rest again. Every stanza is also copied, serialized
  * and re-parsed with xml_parse(): what the serializer writes must read back to
- * the same tree.
+ * the same tree. One run frees the parser between chunks whenever the stream
+ * allows (xmlstream_compact): the events must not change.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -128,7 +129,8 @@ static const struct xmlstream_callbacks cbs = {
 };
 
 /* Feeds data in chunks of chunk bytes, as a connection would; returns the log. */
-static struct xml_buf run(const uint8_t *data, size_t len, size_t chunk, bool stop_every)
+static struct xml_buf run(const uint8_t *data, size_t len, size_t chunk, bool stop_every,
+			  bool compact)
 {
 	struct run r = { .stop_every = stop_every };
 	size_t off = 0;
@@ -145,6 +147,8 @@ static struct xml_buf run(const uint8_t *data, size_t len, size_t chunk, bool st
 		}
 		check(used > 0 && (size_t)used <= n, "feed consumed a wrong count");
 		off += (size_t)used;
+		if (compact)
+			xmlstream_compact(r.xs);	/* when it can: the events stay */
 	}
 	check(r.errors <= 1, "more than one error");
 	xmlstream_free(r.xs);
@@ -165,14 +169,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct xml_buf whole = run(data, size, SIZE_MAX, false);
+	struct xml_buf whole = run(data, size, SIZE_MAX, false, false);
 
 	if (size <= 4096)
-		same(&whole, run(data, size, 1, false), "byte by byte");
+		same(&whole, run(data, size, 1, false, false), "byte by byte");
 	if (size)
-		same(&whole, run(data, size, 1 + data[size - 1] % 97, false), "chunks");
-	same(&whole, run(data, size, SIZE_MAX, true), "stop every event");
-	same(&whole, run(data, size, 7, true), "stop every event, chunks of 7");
+		same(&whole, run(data, size, 1 + data[size - 1] % 97, false, false), "chunks");
+	same(&whole, run(data, size, SIZE_MAX, true, false), "stop every event");
+	same(&whole, run(data, size, 7, true, false), "stop every event, chunks of 7");
+	if (size)
+		same(&whole, run(data, size, 1 + data[0] % 13, false, true),
+		     "compacting between chunks");
 	xml_buf_free(&whole);
 	return 0;
 }
