@@ -106,10 +106,10 @@ static int cmd_stats(struct out *o, int argc, char **argv)
 		evbuffer_add_printf(o->b, "{\"ok\":true,\"uptime\":%ld,\"connections_open\":%u,"
 			"\"connections_total\":%llu,\"sessions\":%zu,\"authenticated\":%u,"
 			"\"stanzas_in\":%llu,\"stanzas_out\":%llu,\"routed\":%llu,"
-			"\"routing_errors\":%llu,\"auth_failures\":%llu,\"db_pending\":%u,"
-			"\"rss_kb\":%ld}\n", up, c->open, c->connections, sm_count(),
-			c->authenticated, c->stanzas_in, c->stanzas_out, r->routed, r->errors,
-			c->auth_failures, db_pending(server.db), rss);
+			"\"routing_errors\":%llu,\"duplicates_dropped\":%llu,\"auth_failures\":%llu,"
+			"\"db_pending\":%u,\"rss_kb\":%ld}\n", up, c->open, c->connections,
+			sm_count(), c->authenticated, c->stanzas_in, c->stanzas_out, r->routed,
+			r->errors, r->duplicates, c->auth_failures, db_pending(server.db), rss);
 		return 0;
 	}
 	evbuffer_add_printf(o->b,
@@ -117,11 +117,13 @@ static int cmd_stats(struct out *o, int argc, char **argv)
 		"connections       %u open, %llu since start\n"
 		"sessions          %zu bound, %u authenticated streams\n"
 		"stanzas           %llu in, %llu out, %llu routed, %llu answered with errors\n"
+		"duplicates        %llu messages sent again (same origin-id) dropped\n"
 		"auth failures     %llu\n"
 		"database          %u queries pending\n"
 		"memory            %ld kB resident\n",
 		up, c->open, c->connections, sm_count(), c->authenticated, c->stanzas_in,
-		c->stanzas_out, r->routed, r->errors, c->auth_failures, db_pending(server.db),
+		c->stanzas_out, r->routed, r->errors, r->duplicates, c->auth_failures,
+		db_pending(server.db),
 		rss);
 	return 0;
 }
@@ -137,12 +139,14 @@ static void list_session(struct session *s, void *arg)
 		evbuffer_add_printf(o->b, ",\"address\":");
 		json_str(o->b, session_address(s));
 		evbuffer_add_printf(o->b, ",\"tls\":%s,\"priority\":%d,\"available\":%s,"
-				    "\"seconds\":%ld}", session_tls(s) ? "true" : "false",
-				    session_priority(s), session_available(s) ? "true" : "false",
-				    age);
+				    "\"detached\":%s,\"seconds\":%ld}",
+				    session_tls(s) ? "true" : "false", session_priority(s),
+				    session_available(s) ? "true" : "false",
+				    session_detached(s) ? "true" : "false", age);
 	} else {
 		evbuffer_add_printf(o->b, "%-40s %-20s %-4s %4d %-9s %lds\n",
-				    session_jid(s)->full, session_address(s),
+				    session_jid(s)->full, session_detached(s) ?
+				    "(awaiting resume)" : session_address(s),
 				    session_tls(s) ? "tls" : "-", session_priority(s),
 				    session_available(s) ? "available" : "-", age);
 	}
