@@ -41,21 +41,24 @@
 #define STORE_BATCH_BYTES (1u << 20)
 #define EXPIRY_INTERVAL 3600	/* seconds between retention sweeps */
 
-/* One message (the fallback when a batch fails as a whole). */
+/* One message (the fallback when a batch fails as a whole). The account's
+ * count is kept by triggers (schema/005_offline_counts.sql). */
 static const char sql_store[] =
 	"INSERT INTO offline (host, username, stanza) SELECT $1, $2, $3 "
-	"WHERE (SELECT count(*) FROM offline WHERE host = $1 AND username = $2) < $4";
+	"WHERE coalesce((SELECT n FROM offline_counts WHERE host = $1 AND username = $2), 0)"
+	" < $4";
 /* A batch: per input row (in order) whether the account exists and whether it
  * was stored (within the account's limit, counting the batch's own rows). The
- * rows are inserted in input order, so ids keep the order messages came in. */
+ * rows are inserted in input order, so ids keep the order messages came in.
+ * The CTEs are materialized so that each account is looked up once. */
 static const char sql_store_batch[] =
-	"WITH input AS (SELECT t.username, t.stanza, t.ord FROM "
+	"WITH input AS MATERIALIZED (SELECT t.username, t.stanza, t.ord FROM "
 	"unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(username, stanza, ord)), "
-	"accounts AS (SELECT a.username, EXISTS (SELECT 1 FROM users u WHERE u.host = $1 "
-	"AND u.username = a.username) AS known, (SELECT count(*) FROM offline o WHERE "
-	"o.host = $1 AND o.username = a.username) AS queued "
-	"FROM (SELECT DISTINCT username FROM input) a), "
-	"numbered AS (SELECT i.ord, i.username, i.stanza, c.known, c.queued, "
+	"accounts AS MATERIALIZED (SELECT a.username, u.username IS NOT NULL AS known, "
+	"coalesce(c.n, 0) AS queued FROM (SELECT DISTINCT username FROM input) a "
+	"LEFT JOIN users u ON u.host = $1 AND u.username = a.username "
+	"LEFT JOIN offline_counts c ON c.host = $1 AND c.username = a.username), "
+	"numbered AS MATERIALIZED (SELECT i.ord, i.username, i.stanza, c.known, c.queued, "
 	"row_number() OVER (PARTITION BY i.username ORDER BY i.ord) AS n "
 	"FROM input i JOIN accounts c USING (username)), "
 	"ins AS (INSERT INTO offline (host, username, stanza) SELECT $1, username, stanza "
