@@ -32,14 +32,110 @@ struct conn {
 	bool tls_pending;		/* STARTTLS once the output drains */
 	bool closing;
 	bool paused;
+	bool direct;			/* plain socket: conn.c writes, see flush_dirty() */
+	bool dirty;			/* on the dirty list */
 	unsigned timeout;
 	unsigned long long in, out;
+	struct conn *dirty_prev, *dirty_next;
 	char peer[INET6_ADDRSTRLEN];
 };
+
+/*
+ * Write batching for plain sockets. A bufferevent with EV_WRITE enabled adds
+ * and removes the socket's write event around every stanza (two epoll_ctl
+ * calls, and an epoll_wait round before the write). Instead, a plain
+ * connection keeps EV_WRITE off: what the owner writes waits in the output
+ * buffer, the connection goes on a dirty list, and one event, made active at
+ * the first write, writes every dirty connection once, after the callbacks
+ * already active in this loop iteration (all stanzas read in it). Only output
+ * the socket does not take at once turns EV_WRITE on, until it drains.
+ * TLS connections keep the bufferevent's own writing.
+ */
+static struct {
+	struct conn *head;
+	struct event *ev;
+} dirty;
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
+
+static void undirty(struct conn *c)
+{
+	if (!c->dirty)
+		return;
+	if (c->dirty_prev)
+		c->dirty_prev->dirty_next = c->dirty_next;
+	else
+		dirty.head = c->dirty_next;
+	if (c->dirty_next)
+		c->dirty_next->dirty_prev = c->dirty_prev;
+	c->dirty_prev = c->dirty_next = NULL;
+	c->dirty = false;
+}
+
+/* Hand the rest of the output to the bufferevent: it writes when the socket
+ * takes more, and reports errors through on_event. */
+static void write_later(struct conn *c)
+{
+	if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void flush_one(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int n;
+
+	undirty(c);
+	if (evbuffer_get_length(out) == 0)
+		return;
+	/* A socket bufferevent keeps the front of its output frozen but while its
+	 * own write callback drains it: do as that callback does. */
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, c->fd);
+	evbuffer_freeze(out, 1);
+	if (n < 0 || evbuffer_get_length(out) != 0)
+		write_later(c);	/* EAGAIN, a short write or an error: libevent's turn */
+}
+
+static void flush_dirty(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	/* Each pass takes a connection off the list: bounded by its length. */
+	while (dirty.head)
+		flush_one(dirty.head);
+}
+
+static void mark_dirty(struct conn *c)
+{
+	if (c->dirty)
+		return;
+	if (!dirty.ev) {
+		dirty.ev = event_new(server.base, -1, 0, flush_dirty, NULL);
+		if (!dirty.ev) {
+			write_later(c);
+			return;
+		}
+	}
+	if (!dirty.head)
+		event_active(dirty.ev, 0, 0);
+	c->dirty = true;
+	c->dirty_prev = NULL;
+	c->dirty_next = dirty.head;
+	if (dirty.head)
+		dirty.head->dirty_prev = c;
+	dirty.head = c;
+}
+
+void conn_shutdown(void)
+{
+	while (dirty.head)
+		undirty(dirty.head);
+	if (dirty.ev)
+		event_free(dirty.ev);
+	dirty.ev = NULL;
+}
 
 static void apply_timeout(struct conn *c)
 {
@@ -60,14 +156,20 @@ static int attach(struct conn *c, SSL *ssl)
 		}
 		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 		c->ssl = ssl;
+		c->direct = false;
 	} else {
 		c->bev = bufferevent_socket_new(server.base, c->fd, BEV_OPT_DEFER_CALLBACKS);
 		if (!c->bev)
 			return -1;
+		c->direct = true;
 	}
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH);
 	apply_timeout(c);
+	if (c->direct) {
+		bufferevent_disable(c->bev, EV_WRITE);
+		return c->paused ? 0 : bufferevent_enable(c->bev, EV_READ);
+	}
 	return bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
 }
 
@@ -111,6 +213,7 @@ void conn_free(struct conn *c)
 {
 	if (!c)
 		return;
+	undirty(c);
 	if (c->bev) {
 		if (c->ssl)
 			SSL_set_shutdown(c->ssl, SSL_RECEIVED_SHUTDOWN);
@@ -134,7 +237,11 @@ int conn_write(struct conn *c, const void *data, size_t len)
 	if (c->closing && !c->bev)
 		return -1;
 	c->out += len;
-	return bufferevent_write(c->bev, data, len);
+	if (bufferevent_write(c->bev, data, len) < 0)
+		return -1;
+	if (c->direct && !(bufferevent_get_enabled(c->bev) & EV_WRITE))
+		mark_dirty(c);
+	return 0;
 }
 
 int conn_write_xml(struct conn *c, const struct xml_node *node, const char *ns)
@@ -161,6 +268,7 @@ static void start_tls(struct conn *c)
 	SSL *ssl = tls_new_server();
 
 	c->tls_pending = false;
+	undirty(c);
 	/* Whatever the peer sent after <starttls/> in plain text is dropped. */
 	bufferevent_free(c->bev);
 	c->bev = NULL;
@@ -176,6 +284,8 @@ int conn_starttls(struct conn *c)
 		return -1;
 	c->tls_pending = true;
 	bufferevent_disable(c->bev, EV_READ);
+	if (c->direct)
+		flush_one(c);
 	/* Never call back into the owner from its own call: the write callback
 	 * runs once the output is empty (now, if it already is). */
 	bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
@@ -189,6 +299,8 @@ void conn_close(struct conn *c)
 		return;
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
+	if (c->direct)
+		flush_one(c);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	/* Bound the flush: a peer that never reads must not keep us forever. */
 	struct timeval tv = { .tv_sec = 10 };
@@ -244,6 +356,9 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
+	/* Drained: a plain connection writes by itself again. */
+	if (c->direct && !c->closing && !c->tls_pending)
+		bufferevent_disable(bev, EV_WRITE);
 	if (c->tls_pending)
 		start_tls(c);
 	else if (c->closing)

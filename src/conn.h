@@ -36,6 +36,8 @@ typedef void (*conn_cb)(struct conn *c, void *owner, enum conn_event ev, const c
 struct conn *conn_new(evutil_socket_t fd, const struct sockaddr *sa, bool direct_tls,
 		      conn_cb cb, void *owner);
 void conn_free(struct conn *c);
+/* At exit, before the event base goes: frees the write batching's event. */
+void conn_shutdown(void);
 
 struct evbuffer *conn_input(struct conn *c);
 int conn_write(struct conn *c, const void *data, size_t len);

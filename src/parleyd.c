@@ -20,6 +20,7 @@
 
 #include "auth.h"
 #include "c2s.h"
+#include "conn.h"
 #include "ctl.h"
 #include "db.h"
 #include "listener.h"
@@ -338,6 +339,7 @@ out:
 	vhosts_free();
 	roster_shutdown();
 	tls_free();
+	conn_shutdown();
 	if (server.base)
 		event_base_free(server.base);
 	config_free(server.cfg);

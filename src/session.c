@@ -52,6 +52,7 @@ struct session {
 
 struct sm_user {
 	char *bare;
+	size_t bare_len;
 	struct session *sessions;
 	unsigned count;
 	struct sm_user *next;		/* hash chain */
@@ -70,7 +71,7 @@ static struct sm_user **user_slot(const char *bare, size_t len)
 		return NULL;
 	pp = &sm.buckets[util_hash32(bare, len) & (sm.nbuckets - 1)];
 	for (; *pp; pp = &(*pp)->next)
-		if (strlen((*pp)->bare) == len && memcmp((*pp)->bare, bare, len) == 0)
+		if ((*pp)->bare_len == len && memcmp((*pp)->bare, bare, len) == 0)
 			return pp;
 	return pp;
 }
@@ -86,7 +87,7 @@ static int grow(void)
 		struct sm_user *u = sm.buckets[i], *next;
 
 		for (; u; u = next) {
-			size_t j = util_hash32(u->bare, strlen(u->bare)) & (n - 1);
+			size_t j = util_hash32(u->bare, u->bare_len) & (n - 1);
 
 			next = u->next;
 			u->next = b[j];
@@ -172,6 +173,7 @@ struct session *sm_bind(struct c2s *c2s, const struct jid *full)
 			free(s);
 			return NULL;
 		}
+		u->bare_len = full->bare_len;
 		*pp = u;
 		sm.nusers++;
 	}
@@ -200,7 +202,7 @@ void sm_unbind(struct session *s, const char *reason)
 	u->count--;
 	sm.nsessions--;
 	if (!u->sessions) {
-		pp = user_slot(u->bare, strlen(u->bare));
+		pp = user_slot(u->bare, u->bare_len);
 		if (pp && *pp == u)
 			*pp = u->next;
 		sm.nusers--;
