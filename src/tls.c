@@ -79,6 +79,7 @@ static SSL_CTX *make_ctx(const struct config *cfg, const char *cert, const char 
 			    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0);
 	if (SSL_CTX_set_cipher_list(ctx, cfg->ciphers ? cfg->ciphers : TLS_DEFAULT_CIPHERS)
 	    != 1) {
 		ssl_problem(errs, cfg->path, line, "bad cipher list for", cert);
