@@ -4,6 +4,7 @@
 #include "conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -32,8 +33,11 @@ struct conn {
 	bool tls_pending;		/* STARTTLS once the output drains */
 	bool closing;
 	bool paused;
-	bool direct;			/* plain socket: conn.c writes, see flush_dirty() */
+	bool direct;			/* plain socket: conn.c reads and writes it */
 	bool dirty;			/* on the dirty list */
+	struct event *rev;		/* direct: the socket's read event */
+	struct evbuffer *inbuf;		/* direct: what was read, for the owner */
+	struct evbuffer_cb_entry *full;	/* direct: reading waits for the owner */
 	unsigned timeout;
 	unsigned long long in, out;
 	struct conn *dirty_prev, *dirty_next;
@@ -57,6 +61,7 @@ static struct {
 } dirty;
 
 static void on_read(struct bufferevent *bev, void *arg);
+static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
@@ -137,10 +142,41 @@ void conn_shutdown(void)
 	dirty.ev = NULL;
 }
 
+/*
+ * Reading a plain socket. A socket bufferevent asks the kernel how much is
+ * waiting (ioctl FIONREAD) before each read, and hands the bytes over through
+ * a deferred callback: a direct connection has its own read event instead,
+ * one recv() into a static buffer, and the owner is called at once. The idle
+ * timeout is the event's: a persistent event's timeout restarts at each read.
+ */
+static void read_on(struct conn *c)
+{
+	struct timeval tv = { .tv_sec = c->timeout };
+
+	if (c->rev)
+		event_add(c->rev, c->timeout ? &tv : NULL);
+}
+
+static void read_off(struct conn *c)
+{
+	if (c->rev)
+		event_del(c->rev);
+}
+
+static bool reading(const struct conn *c)
+{
+	return !c->paused && !c->closing && !c->tls_pending;
+}
+
 static void apply_timeout(struct conn *c)
 {
 	struct timeval tv = { .tv_sec = c->timeout };
 
+	if (c->direct) {
+		if (reading(c))
+			read_on(c);
+		return;
+	}
 	bufferevent_set_timeouts(c->bev, c->timeout ? &tv : NULL, NULL);
 }
 
@@ -161,14 +197,18 @@ static int attach(struct conn *c, SSL *ssl)
 		c->bev = bufferevent_socket_new(server.base, c->fd, BEV_OPT_DEFER_CALLBACKS);
 		if (!c->bev)
 			return -1;
+		c->rev = event_new(server.base, c->fd, EV_READ | EV_PERSIST, on_readable, c);
+		c->inbuf = evbuffer_new();
+		if (!c->rev || !c->inbuf)
+			return -1;	/* conn_free() frees what there is */
 		c->direct = true;
 	}
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH);
 	apply_timeout(c);
 	if (c->direct) {
-		bufferevent_disable(c->bev, EV_WRITE);
-		return c->paused ? 0 : bufferevent_enable(c->bev, EV_READ);
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		return 0;	/* apply_timeout() added the read event */
 	}
 	return bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
 }
@@ -214,6 +254,10 @@ void conn_free(struct conn *c)
 	if (!c)
 		return;
 	undirty(c);
+	if (c->rev)
+		event_free(c->rev);
+	if (c->inbuf)
+		evbuffer_free(c->inbuf);
 	if (c->bev) {
 		if (c->ssl)
 			SSL_set_shutdown(c->ssl, SSL_RECEIVED_SHUTDOWN);
@@ -229,7 +273,7 @@ void conn_free(struct conn *c)
 
 struct evbuffer *conn_input(struct conn *c)
 {
-	return bufferevent_get_input(c->bev);
+	return c->inbuf ? c->inbuf : bufferevent_get_input(c->bev);
 }
 
 int conn_write(struct conn *c, const void *data, size_t len)
@@ -270,6 +314,12 @@ static void start_tls(struct conn *c)
 	c->tls_pending = false;
 	undirty(c);
 	/* Whatever the peer sent after <starttls/> in plain text is dropped. */
+	if (c->rev)
+		event_free(c->rev);
+	if (c->inbuf)
+		evbuffer_free(c->inbuf);
+	c->rev = NULL;
+	c->inbuf = NULL;
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 	if (!ssl || attach(c, ssl) < 0) {
@@ -284,8 +334,10 @@ int conn_starttls(struct conn *c)
 		return -1;
 	c->tls_pending = true;
 	bufferevent_disable(c->bev, EV_READ);
-	if (c->direct)
+	if (c->direct) {
+		read_off(c);
 		flush_one(c);
+	}
 	/* Never call back into the owner from its own call: the write callback
 	 * runs once the output is empty (now, if it already is). */
 	bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
@@ -299,8 +351,10 @@ void conn_close(struct conn *c)
 		return;
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
-	if (c->direct)
+	if (c->direct) {
+		read_off(c);
 		flush_one(c);
+	}
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	/* Bound the flush: a peer that never reads must not keep us forever. */
 	struct timeval tv = { .tv_sec = 10 };
@@ -314,6 +368,17 @@ void conn_pause(struct conn *c, bool paused)
 	c->paused = paused;
 	if (c->closing || c->tls_pending)
 		return;
+	if (c->direct) {
+		if (paused) {
+			read_off(c);
+		} else {
+			read_on(c);
+			/* Bytes already buffered will not make the socket readable. */
+			if (evbuffer_get_length(c->inbuf))
+				event_active(c->rev, EV_READ, 0);
+		}
+		return;
+	}
 	if (paused) {
 		bufferevent_disable(c->bev, EV_READ);
 	} else {
@@ -348,6 +413,65 @@ static void on_read(struct bufferevent *bev, void *arg)
 	}
 	c->in += evbuffer_get_length(bufferevent_get_input(bev));
 	c->cb(c, c->owner, CONN_READ, NULL);
+}
+
+static void on_drained(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+
+	if (!info->n_deleted || evbuffer_get_length(b) >= CONN_READ_HIGH)
+		return;
+	evbuffer_remove_cb_entry(b, c->full);
+	c->full = NULL;
+	if (reading(c))
+		read_on(c);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	static char buf[16384];	/* one loop thread: one buffer */
+	struct conn *c = arg;
+	size_t have = evbuffer_get_length(c->inbuf), room;
+	ssize_t n = 0;
+
+	if (what & EV_TIMEOUT) {
+		read_off(c);
+		c->cb(c, c->owner, CONN_TIMEOUT, "idle timeout");
+		return;
+	}
+	if (!reading(c))
+		return;
+	room = have < CONN_READ_HIGH ? CONN_READ_HIGH - have : 0;
+	if (room > sizeof(buf))
+		room = sizeof(buf);
+	if (room) {
+		n = recv(fd, buf, room, 0);
+		if (n == 0) {
+			read_off(c);
+			c->cb(c, c->owner, CONN_EOF, "closed by the peer");
+			return;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			read_off(c);
+			c->cb(c, c->owner, CONN_ERROR, evutil_socket_error_to_string(errno));
+			return;
+		}
+		if (n > 0 && evbuffer_add(c->inbuf, buf, (size_t)n) < 0) {
+			read_off(c);
+			c->cb(c, c->owner, CONN_ERROR, "out of memory");
+			return;
+		}
+	} else {
+		/* Full: read on once the owner has taken some (an owner that takes
+		 * nothing and does not pause would have the loop spin). */
+		read_off(c);
+		if (!c->full)
+			c->full = evbuffer_add_cb(c->inbuf, on_drained, c);
+	}
+	if (n > 0)
+		c->in += (unsigned long long)n;
+	if (evbuffer_get_length(c->inbuf))
+		c->cb(c, c->owner, CONN_READ, NULL);	/* last: it may free c */
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
