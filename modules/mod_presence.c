@@ -274,12 +274,12 @@ static void broadcast(struct out_req *q, struct roster *r)
 		if (q->initial && roster_sub_to(it->sub))
 			route_presence("probe", ubare->full, it->contact);
 	}
-	/* The user's other resources see it too; a new resource sees theirs. */
+	/* §4.2.2, §4.4.2: the user's available resources see it, the one that
+	 * sent it included (a user is subscribed to itself); a new resource sees
+	 * the others'. */
 	struct session *av[FANOUT_MAX];
 	size_t n = available_sessions(ubare, av);
 	for (size_t i = 0; i < n; i++) {
-		if (av[i] == s)
-			continue;
 		struct xml_node *c = xml_copy(q->st);
 
 		if (c) {
@@ -287,6 +287,8 @@ static void broadcast(struct out_req *q, struct roster *r)
 			session_send(av[i], c);
 			xml_unref(c);
 		}
+		if (av[i] == s)
+			continue;
 		if (q->initial && s && session_presence(av[i])) {
 			c = xml_copy(session_presence(av[i]));
 			if (c) {

@@ -4,7 +4,7 @@
  * without numbers; im_core.test adds the plan.
  *
  * Env: PARLEY_HOST, PARLEY_PORT (a tls="none" c2s listener), PARLEY_PASS (the
- * password of every account u1..u20).
+ * password of every account u1..u21).
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -310,6 +310,42 @@ out:
 	xt_free(a);
 	xt_free(b);
 	xt_free(x);
+}
+
+/* RFC 6121 §4.2.2: initial presence goes to all of the user's available
+ * resources, the one that sent it included; a new resource gets the others'. */
+static void t_self_presence(void)
+{
+	struct xt *one = login("u21", "one"), *two = NULL;
+	char j1[256], j2[300];
+	struct xt_node *n;
+
+	bare(j1, sizeof(j1) - 8, "u21");
+	snprintf(j2, sizeof(j2), "%s/two", j1);
+	strncat(j1, "/one", sizeof(j1) - strlen(j1) - 1);
+	if (!one) {
+		report("own presence", false, "login failed");
+		return;
+	}
+	presence(one, NULL, NULL, "<status>first</status>");
+	n = wait_for(one, "presence", "", j1, 3000);
+	report("initial presence comes back to the resource that sent it", n != NULL,
+	       "nothing from %s", j1);
+	two = login("u21", "two");
+	if (!two) {
+		report("own presence: second resource", false, "login failed");
+		goto out;
+	}
+	presence(two, NULL, NULL, "<status>second</status>");
+	n = wait_for(one, "presence", "", j2, 3000);
+	report("... and goes to the user's other available resources", n != NULL,
+	       "nothing from %s", j2);
+	n = wait_for(two, "presence", "", j1, 3000);
+	report("... and a new resource gets the presence of the others", n != NULL,
+	       "nothing from %s", j1);
+out:
+	xt_free(one);
+	xt_free(two);
 }
 
 static void t_unavailable_status(void)
@@ -754,6 +790,7 @@ int main(void)
 	t_offline_request();
 	t_preapproval();
 	t_presence();
+	t_self_presence();
 	t_unavailable_status();
 	t_priority();
 	t_order();
