@@ -60,6 +60,7 @@ static struct {
 	struct event *ev;
 } dirty;
 
+
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
@@ -172,7 +173,7 @@ static void apply_timeout(struct conn *c)
 {
 	struct timeval tv = { .tv_sec = c->timeout };
 
-	if (c->direct) {
+	if (c->rev) {
 		if (reading(c))
 			read_on(c);
 		return;
@@ -205,10 +206,10 @@ static int attach(struct conn *c, SSL *ssl)
 	}
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_READ_HIGH);
-	apply_timeout(c);
+	apply_timeout(c);	/* direct: adds the read event */
 	if (c->direct) {
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-		return 0;	/* apply_timeout() added the read event */
+		return 0;
 	}
 	return bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
 }
@@ -334,10 +335,9 @@ int conn_starttls(struct conn *c)
 		return -1;
 	c->tls_pending = true;
 	bufferevent_disable(c->bev, EV_READ);
-	if (c->direct) {
-		read_off(c);
+	read_off(c);
+	if (c->direct)
 		flush_one(c);
-	}
 	/* Never call back into the owner from its own call: the write callback
 	 * runs once the output is empty (now, if it already is). */
 	bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
@@ -351,10 +351,9 @@ void conn_close(struct conn *c)
 		return;
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
-	if (c->direct) {
-		read_off(c);
+	read_off(c);
+	if (c->direct)
 		flush_one(c);
-	}
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	/* Bound the flush: a peer that never reads must not keep us forever. */
 	struct timeval tv = { .tv_sec = 10 };
@@ -368,7 +367,7 @@ void conn_pause(struct conn *c, bool paused)
 	c->paused = paused;
 	if (c->closing || c->tls_pending)
 		return;
-	if (c->direct) {
+	if (c->rev) {
 		if (paused) {
 			read_off(c);
 		} else {
@@ -429,7 +428,11 @@ static void on_drained(struct evbuffer *b, const struct evbuffer_cb_info *info, 
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
-	static char buf[16384];	/* one loop thread: one buffer */
+	/* One loop thread: one buffer. 4 KiB a read, as libevent reads: a sender
+	 * that has a lot waiting gets no more than the others each iteration
+	 * (with 16 KiB, offline stores from 100 senders went 20% slower: fewer
+	 * senders' stanzas in each group commit). */
+	static char buf[4096];
 	struct conn *c = arg;
 	size_t have = evbuffer_get_length(c->inbuf), room;
 	ssize_t n = 0;

@@ -899,9 +899,10 @@ static void t_sender_ack(void)
 		report(name, false, "login or enable failed");
 		goto out;
 	}
-	r->ack = false;
 	sc_presence(r);
 	sc_drain(r, 200 * slowf);
+	sc_answer(r);		/* acks its own presence (RFC 6121 4.2.2) */
+	r->ack = false;
 	send_numbered(s, "u13", "sa", 3);
 	collect(r, "sa", 3, slow_ms, 100, &got);
 	h1 = wait_ack(s, 3, 1000);
@@ -931,9 +932,10 @@ static void t_withholding(void)
 		report(name, false, "login or enable failed");
 		goto out;
 	}
-	r->ack = false;
 	sc_presence(r);
 	sc_drain(r, 200 * slowf);
+	sc_answer(r);		/* acks its own presence (RFC 6121 4.2.2) */
+	r->ack = false;
 	t0 = now_ms();
 	send_numbered(s, "u15", "wh", 3);
 	h1 = wait_ack(s, 3, 1000);
@@ -1225,9 +1227,10 @@ static int crash_send(void)
 	long h = -1;
 
 	if (s && y && sc_enable(y, false, NULL, 0) && sc_enable(s, false, NULL, 0)) {
-		y->ack = false;	/* online, acks nothing, stays connected */
 		sc_presence(y);
 		sc_drain(y, 200 * slowf);
+		sc_answer(y);	/* acks its own presence */
+		y->ack = false;	/* online, acks nothing more, stays connected */
 		for (int i = 1; i <= CRASH_N; i++) {
 			char body[32];
 
