@@ -101,8 +101,12 @@ static void flush_one(struct conn *c)
 	evbuffer_unfreeze(out, 1);
 	n = evbuffer_write(out, c->fd);
 	evbuffer_freeze(out, 1);
-	if (n < 0 || evbuffer_get_length(out) != 0)
-		write_later(c);	/* EAGAIN, a short write or an error: libevent's turn */
+	if (n < 0 || evbuffer_get_length(out) != 0) {
+		/* EAGAIN, a short write or an error: libevent's turn */
+		log_debug("conn", "%s: %zu bytes wait for the socket", c->peer,
+			  evbuffer_get_length(out));
+		write_later(c);
+	}
 }
 
 static void flush_dirty(evutil_socket_t fd, short what, void *arg)

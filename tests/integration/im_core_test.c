@@ -4,7 +4,7 @@
  * without numbers; im_core.test adds the plan.
  *
  * Env: PARLEY_HOST, PARLEY_PORT (a tls="none" c2s listener), PARLEY_PASS (the
- * password of every account u1..u21).
+ * password of every account u1..u23).
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -449,6 +449,48 @@ out:
 	xt_free(s);
 }
 
+/* A recipient that does not read: the server's writes to it stop short and wait
+ * for the socket (libevent's write event), the loop serves others meanwhile, and
+ * once it reads everything arrives, in order. */
+static void t_slow_reader(void)
+{
+	enum { N = 250, PAD = 8000 };	/* 2 MB: under the 4 MiB output limit */
+	struct xt *slow = online("u22", "slow"), *fast = NULL;
+	static char pad[PAD + 1];
+	char js[256];
+	int next = 0, other = 0;
+	bool pong = false;
+	struct xt_node *n;
+
+	bare(js, sizeof(js), "u22");
+	if (!slow || xt_set_rcvbuf(slow, 4096) < 0 || !(fast = online("u23", "fast"))) {
+		report("a recipient that does not read", false, "login or setsockopt failed");
+		goto out;
+	}
+	memset(pad, 'x', PAD);
+	for (int i = 0; i < N; i++)
+		xt_sendf(fast, "<message to='%s' type='chat'><body>%d %s</body></message>", js, i,
+			 pad);
+	n = xt_iq(fast, "get", host, "<ping xmlns='urn:xmpp:ping'/>");
+	pong = n && attr_is(n, "type", "result");
+	while (next < N && (n = wait_for(slow, "message", "chat", NULL, 5000))) {
+		struct xt_node *body = xt_child(n, NULL, "body");
+
+		if (body && body->text && atoi(body->text) == next &&
+		    strlen(body->text) > PAD)
+			next++;
+		else
+			other++;
+	}
+	report("a recipient that does not read holds up nobody, then gets 2 MB of messages "
+	       "in order", pong && next == N && !other,
+	       "ping answered while it did not read: %d; in order %d of %d, other %d", pong,
+	       next, N, other);
+out:
+	xt_free(slow);
+	xt_free(fast);
+}
+
 static void t_order(void)
 {
 	struct xt *a = online("u12", "a"), *b = online("u13", "b");
@@ -794,6 +836,7 @@ int main(void)
 	t_unavailable_status();
 	t_priority();
 	t_order();
+	t_slow_reader();
 	t_spoof();
 	t_nonexistent();
 	t_roster();

@@ -501,6 +501,10 @@ void xt_free(struct xt *c)
 }
 
 void xt_set_timeout(struct xt *c, int ms) { c->timeout_ms = ms; }
+int xt_set_rcvbuf(struct xt *c, int bytes)
+{
+	return setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+}
 void xt_set_default_timeout(int ms)
 {
 	default_timeout_ms = ms > 0 ? ms : XT_DEFAULT_TIMEOUT_MS;

@@ -75,6 +75,9 @@ struct xt *xt_connect(const char *ip, int port, const char *src_ip, char *err,
 		      size_t errlen);
 void xt_free(struct xt *c);
 void xt_set_timeout(struct xt *c, int ms);
+/* A small receive buffer (fixed, no autotuning): the server's writes to a client
+ * that does not read stop short, as they would over a slow network. */
+int xt_set_rcvbuf(struct xt *c, int bytes);
 /* The timeout new connections start with (slow servers: valgrind). */
 void xt_set_default_timeout(int ms);
 int xt_timeout(const struct xt *c);
