@@ -60,7 +60,6 @@ static struct {
 	struct event *ev;
 } dirty;
 
-
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_readable(evutil_socket_t fd, short what, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
