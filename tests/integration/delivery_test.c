@@ -25,25 +25,7 @@
 #define MAX_BODIES 64
 
 static const char *host, *pass;
-static int port, failures, resume_timeout, slow_ms;
-
-static void report(const char *name, bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void report(const char *name, bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s - %s\n", ok ? "ok" : "not ok", name);
-	if (!ok) {
-		failures++;
-		printf("# ");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf("\n");
-	}
-	fflush(stdout);
-}
+static int port, resume_timeout, slow_ms;
 
 /* ---- a client that counts what it receives (XEP-0198 h) ---- */
 
@@ -300,15 +282,15 @@ static void t_features(void)
 		 xt_child(xt_features(c), NS_SM, "sm") != NULL;
 	xt_free(c);
 	a = sc_login("d1", "feat");
-	report("stream features: <sm/> after authentication, not before",
-	       a && !before && xt_child(xt_features(a->c), NS_SM, "sm"), "before=%d", before);
+	xt_report("stream features: <sm/> after authentication, not before",
+		  a && !before && xt_child(xt_features(a->c), NS_SM, "sm"), "before=%d", before);
 	if (!a)
 		return;
-	report("<enable/> without resume: <enabled/> with no id",
-	       sc_enable(a, false) && !a->id[0], "id=%s", a->id);
+	xt_report("<enable/> without resume: <enabled/> with no id",
+		  sc_enable(a, false) && !a->id[0], "id=%s", a->id);
 	b = sc_login("d1", "feat2");
-	report("<enable resume='true'/>: <enabled id resume='true'/>",
-	       b && sc_enable(b, true) && b->id[0], "no id");
+	xt_report("<enable resume='true'/>: <enabled id resume='true'/>",
+		  b && sc_enable(b, true) && b->id[0], "no id");
 	sc_free(a);
 	sc_free(b);
 }
@@ -321,7 +303,7 @@ static void t_counting(void)
 	long h;
 
 	if (!s || !t) {
-		report("<r/> counts the client's stanzas", false, "login failed");
+		xt_report("<r/> counts the client's stanzas", false, "login failed");
 		goto out;
 	}
 	sc_presence(t);
@@ -330,7 +312,7 @@ static void t_counting(void)
 	sc_presence(s);
 	send_chat(s, "d3", "count1", NULL);	/* t does not use stream management */
 	h = wait_ack(s, 3, slow_ms);
-	report("<r/> after an IQ, a presence and a message: <a h='3'/>", h == 3, "h=%ld", h);
+	xt_report("<r/> after an IQ, a presence and a message: <a h='3'/>", h == 3, "h=%ld", h);
 	/* The server counts what it sent; acking more is an error. */
 	xt_sendf(s->c, "<a xmlns='" NS_SM "' h='1000'/>");
 	while ((n = xt_read_ms(s->c, slow_ms))) {
@@ -339,10 +321,10 @@ static void t_counting(void)
 			break;
 		}
 	}
-	report("<a h/> higher than what was sent: <undefined-condition/> with "
-	       "<handled-count-too-high/>", cond && !strcmp(cond, "undefined-condition") &&
-	       xt_child(n, NS_SM, "handled-count-too-high"), "got %s",
-	       n ? xt_raw(n) : xt_status_name(xt_status(s->c)));
+	xt_report("<a h/> higher than what was sent: <undefined-condition/> with "
+		  "<handled-count-too-high/>", cond && !strcmp(cond, "undefined-condition") &&
+		  xt_child(n, NS_SM, "handled-count-too-high"), "got %s",
+		  n ? xt_raw(n) : xt_status_name(xt_status(s->c)));
 out:
 	sc_free(s);
 	sc_free(t);
@@ -358,7 +340,7 @@ static void t_resume(void)
 	bool unavailable, resumed = false;
 
 	if (!make_mutual("d4", "d5")) {
-		report("resumption", false, "subscription set-up failed");
+		xt_report("resumption", false, "subscription set-up failed");
 		return;
 	}
 	snprintf(ja, sizeof(ja), "d4@%s", host);
@@ -366,7 +348,7 @@ static void t_resume(void)
 	a = sc_login("d4", "phone");
 	b = sc_login("d6", "r");
 	if (!w || !a || !b) {
-		report("resumption", false, "login failed");
+		xt_report("resumption", false, "login failed");
 		goto out;
 	}
 	xt_iq(w->c, "get", NULL, "<query xmlns='jabber:iq:roster'/>");
@@ -388,9 +370,9 @@ static void t_resume(void)
 	send_chat(b, "d4", "rs4", NULL);
 	send_chat(b, "d4", "rs5", NULL);
 	unavailable = saw_presence(w, ja, "unavailable", 1000);
-	report("a lost session with resumption: no unavailable presence at the disconnect",
-	       !unavailable && got.n == 3, "unavailable=%d, received %d before", unavailable,
-	       got.n);
+	xt_report("a lost session with resumption: no unavailable presence at the disconnect",
+		  !unavailable && got.n == 3, "unavailable=%d, received %d before", unavailable,
+		  got.n);
 	a2 = auth_only("d4");
 	if (a2) {
 		xt_sendf(a2, "<resume xmlns='" NS_SM "' previd='%s' h='0'/>", a->id);
@@ -404,9 +386,9 @@ static void t_resume(void)
 		memset(&got, 0, sizeof(got));
 		collect(a, "rs", 1000, &got);
 	}
-	report("<resume/>: <resumed/>, then every unacked message once, in order",
-	       resumed && exactly(&got, "rs", 5, why, sizeof(why)), "resumed=%d: %s", resumed,
-	       why);
+	xt_report("<resume/>: <resumed/>, then every unacked message once, in order",
+		  resumed && exactly(&got, "rs", 5, why, sizeof(why)), "resumed=%d: %s", resumed,
+		  why);
 	xt_sendf(a->c, "<a xmlns='" NS_SM "' h='%u'/></stream:stream>", a->in);
 out:
 	sc_free(w);
@@ -428,9 +410,9 @@ static void t_resume_unknown(void)
 		failed = n && xt_is(n, NS_SM, "failed") &&
 			 xt_child(n, XT_NS_STANZA_ERR, "item-not-found");
 	}
-	report("<resume/> with an unknown id: <failed><item-not-found/></failed>, bind works",
-	       failed && xt_bind(c, "after", jid, sizeof(jid)) == 0, "got %s",
-	       n ? xt_raw(n) : "nothing");
+	xt_report("<resume/> with an unknown id: <failed><item-not-found/></failed>, bind works",
+		  failed && xt_bind(c, "after", jid, sizeof(jid)) == 0, "got %s",
+		  n ? xt_raw(n) : "nothing");
 	xt_free(c);
 }
 
@@ -442,7 +424,7 @@ static void t_timeout(void)
 	bool early, later;
 
 	if (!make_mutual("d8", "d9")) {
-		report("resumption timeout", false, "subscription set-up failed");
+		xt_report("resumption timeout", false, "subscription set-up failed");
 		return;
 	}
 	snprintf(ja, sizeof(ja), "d8@%s", host);
@@ -450,7 +432,7 @@ static void t_timeout(void)
 	a = sc_login("d8", "phone");
 	b = sc_login("d10", "r");
 	if (!w || !a || !b) {
-		report("resumption timeout", false, "login failed");
+		xt_report("resumption timeout", false, "login failed");
 		goto out;
 	}
 	xt_iq(w->c, "get", NULL, "<query xmlns='jabber:iq:roster'/>");
@@ -466,17 +448,17 @@ static void t_timeout(void)
 	a->c = NULL;
 	early = saw_presence(w, ja, "unavailable", 1000);
 	later = saw_presence(w, ja, "unavailable", resume_timeout * 1000 + slow_ms);
-	report("resumption timeout: unavailable presence then, not at the disconnect",
-	       !early && later, "at once=%d, later=%d", early, later);
+	xt_report("resumption timeout: unavailable presence then, not at the disconnect",
+		  !early && later, "at once=%d, later=%d", early, later);
 	a2 = sc_login("d8", "phone2");
 	memset(&got, 0, sizeof(got));
 	if (a2) {
 		sc_presence(a2);
 		collect(a2, "to", 1500, &got);
 	}
-	report("resumption timeout: the unacked messages come from offline storage, once, in "
-	       "order, with <delay/>", exactly(&got, "to", 2, why, sizeof(why)) &&
-	       got.delayed == 2, "%s, %d delayed", why, got.delayed);
+	xt_report("resumption timeout: the unacked messages come from offline storage, once, in "
+		  "order, with <delay/>", exactly(&got, "to", 2, why, sizeof(why)) &&
+		  got.delayed == 2, "%s, %d delayed", why, got.delayed);
 out:
 	sc_free(w);
 	sc_free(a);
@@ -491,7 +473,7 @@ static void t_sender_ack(void)
 	long h1 = -1, h2 = -1;
 
 	if (!s || !r) {
-		report("the sender's ack waits for the recipient's", false, "login failed");
+		xt_report("the sender's ack waits for the recipient's", false, "login failed");
 		goto out;
 	}
 	sc_enable(r, false);
@@ -508,9 +490,9 @@ static void t_sender_ack(void)
 	h1 = wait_ack(s, 3, 1000);
 	xt_sendf(r->c, "<a xmlns='" NS_SM "' h='%u'/>", r->in);
 	h2 = wait_ack(s, 3, slow_ms);
-	report("the sender's <a/> counts a message to a stream-management client only once "
-	       "that client acked it", got.n == 3 && h1 < 3 && h2 == 3,
-	       "delivered %d, h before the ack %ld, after %ld", got.n, h1, h2);
+	xt_report("the sender's <a/> counts a message to a stream-management client only once "
+		  "that client acked it", got.n == 3 && h1 < 3 && h2 == 3,
+		  "delivered %d, h before the ack %ld, after %ld", got.n, h1, h2);
 out:
 	sc_free(s);
 	sc_free(r);
@@ -526,7 +508,7 @@ static void t_withholding(void)
 	long h;
 
 	if (!s || !r) {
-		report("a recipient that never acks", false, "login failed");
+		xt_report("a recipient that never acks", false, "login failed");
 		goto out;
 	}
 	sc_enable(r, false);
@@ -545,17 +527,17 @@ static void t_withholding(void)
 			cond = xt_condition(n, XT_NS_STREAM_ERR);
 			break;
 		}
-	report("a recipient that never acks: its stream is closed (connection-timeout) and "
-	       "then the sender gets its ack", h == 3 && cond &&
-	       !strcmp(cond, "connection-timeout"), "h=%ld, stream error %s", h,
-	       cond ? cond : "none");
+	xt_report("a recipient that never acks: its stream is closed (connection-timeout) and "
+		  "then the sender gets its ack", h == 3 && cond &&
+		  !strcmp(cond, "connection-timeout"), "h=%ld, stream error %s", h,
+		  cond ? cond : "none");
 	r2 = sc_login("d14", "again");
 	if (r2) {
 		sc_presence(r2);
 		collect(r2, "wh", 1500, &got);
 	}
-	report("a recipient that never acks: the messages wait in offline storage, once, in "
-	       "order", exactly(&got, "wh", 3, why, sizeof(why)), "%s", why);
+	xt_report("a recipient that never acks: the messages wait in offline storage, once, in "
+		  "order", exactly(&got, "wh", 3, why, sizeof(why)), "%s", why);
 out:
 	sc_free(s);
 	sc_free(r);
@@ -570,14 +552,14 @@ static void t_flush_acks(void)
 	long h;
 
 	if (!b) {
-		report("offline flush and acks", false, "login failed");
+		xt_report("offline flush and acks", false, "login failed");
 		return;
 	}
 	sc_enable(b, false);
 	send_chat(b, "d16", "fl1", NULL);
 	send_chat(b, "d16", "fl2", NULL);
 	h = wait_ack(b, 2, slow_ms);
-	report("a message to an offline user is acked once stored", h == 2, "h=%ld", h);
+	xt_report("a message to an offline user is acked once stored", h == 2, "h=%ld", h);
 	/* Gets them, does not ack, drops: they stay stored. */
 	o = sc_login("d16", "first");
 	if (o) {
@@ -587,8 +569,8 @@ static void t_flush_acks(void)
 		collect(o, "fl", 800, &got);
 		sc_free(o);
 	}
-	report("offline flush to a stream-management client: delivered", got.n == 2,
-	       "%d messages", got.n);
+	xt_report("offline flush to a stream-management client: delivered", got.n == 2,
+		  "%d messages", got.n);
 	memset(&got, 0, sizeof(got));
 	o = sc_login("d16", "second");
 	if (o) {
@@ -600,8 +582,8 @@ static void t_flush_acks(void)
 		usleep(300 * 1000);
 		sc_free(o);
 	}
-	report("offline messages not acked are delivered again at the next login, once, in "
-	       "order", exactly(&got, "fl", 2, why, sizeof(why)), "%s", why);
+	xt_report("offline messages not acked are delivered again at the next login, once, in "
+		  "order", exactly(&got, "fl", 2, why, sizeof(why)), "%s", why);
 	memset(&got, 0, sizeof(got));
 	o = sc_login("d16", "third");
 	if (o) {
@@ -609,8 +591,8 @@ static void t_flush_acks(void)
 		collect(o, "fl", 1000, &got);
 		sc_free(o);
 	}
-	report("offline messages acked are gone from the store", got.n == 0, "%d again",
-	       got.n);
+	xt_report("offline messages acked are gone from the store", got.n == 0, "%d again",
+		  got.n);
 	sc_free(b);
 }
 
@@ -621,7 +603,7 @@ static void t_receipts_markers(void)
 	int request = 0, received = 0, displayed = 0;
 
 	if (!b) {
-		report("receipts and markers to an offline user", false, "login failed");
+		xt_report("receipts and markers to an offline user", false, "login failed");
 		return;
 	}
 	send_chat(b, "d18", "rm1", "<request xmlns='urn:xmpp:receipts'/>"
@@ -650,9 +632,9 @@ static void t_receipts_markers(void)
 				displayed++;
 		}
 	}
-	report("receipt requests, receipts and chat markers to an offline user are stored "
-	       "and delivered untouched", request == 1 && received == 1 && displayed == 1,
-	       "request %d, received %d, displayed %d", request, received, displayed);
+	xt_report("receipt requests, receipts and chat markers to an offline user are stored "
+		  "and delivered untouched", request == 1 && received == 1 && displayed == 1,
+		  "request %d, received %d, displayed %d", request, received, displayed);
 	sc_free(b);
 	sc_free(o);
 }
@@ -664,7 +646,7 @@ static void t_origin_id(void)
 	const char *oid = "<origin-id xmlns='urn:xmpp:sid:0' id='dup-1'/>";
 
 	if (!a || !r) {
-		report("origin-id de-duplication", false, "login failed");
+		xt_report("origin-id de-duplication", false, "login failed");
 		goto out;
 	}
 	sc_presence(r);
@@ -678,9 +660,9 @@ static void t_origin_id(void)
 		send_chat(a2, "d20", "od2", "<origin-id xmlns='urn:xmpp:sid:0' id='dup-2'/>");
 	}
 	collect(r, "od", 1000, &got);
-	report("a message sent again with the same origin-id is delivered once",
-	       got.n == 2 && !strcmp(got.b[0], "od1") && !strcmp(got.b[1], "od2"),
-	       "%d messages", got.n);
+	xt_report("a message sent again with the same origin-id is delivered once",
+		  got.n == 2 && !strcmp(got.b[0], "od1") && !strcmp(got.b[1], "od2"),
+		  "%d messages", got.n);
 out:
 	sc_free(a);
 	sc_free(a2);
@@ -714,8 +696,8 @@ static int crash_send(void)
 		send_chat(s, "c3", body, NULL);	/* online, never acks */
 	}
 	h = wait_ack(s, 2 * CRASH_N, resume_timeout * 1000 + 3 * slow_ms);
-	report("kill -9: every message acked before the kill", h == 2 * CRASH_N,
-	       "h=%ld of %d", h, 2 * CRASH_N);
+	xt_report("kill -9: every message acked before the kill", h == 2 * CRASH_N,
+		  "h=%ld of %d", h, 2 * CRASH_N);
 	/* The harness kills parleyd as soon as this line is out. */
 	printf("# acked\n");
 	fflush(stdout);
@@ -739,10 +721,10 @@ static int crash_check(void)
 		snprintf(name, sizeof(name), "kill -9 right after the acks: %s gets every "
 			 "acked message once, in order (%s)", users[i],
 			 i ? "online recipient that never acked" : "offline recipient");
-		report(name, exactly(&got, prefix[i], CRASH_N, why, sizeof(why)), "%s", why);
+		xt_report(name, exactly(&got, prefix[i], CRASH_N, why, sizeof(why)), "%s", why);
 		sc_free(r);
 	}
-	return failures ? 1 : 0;
+	return xt_failures ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -773,5 +755,5 @@ int main(int argc, char **argv)
 	t_flush_acks();
 	t_receipts_markers();
 	t_origin_id();
-	return failures ? 1 : 0;
+	return xt_failures ? 1 : 0;
 }

@@ -15,25 +15,7 @@
 #include "xmpptest.h"
 
 static const char *host, *pass, *offhost;
-static int port, failures;
-
-static void report(const char *name, bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void report(const char *name, bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s - %s\n", ok ? "ok" : "not ok", name);
-	if (!ok) {
-		failures++;
-		printf("# ");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf("\n");
-	}
-	fflush(stdout);
-}
+static int port;
 
 static struct xt *login(const char *user, const char *res)
 {
@@ -132,29 +114,29 @@ static void t_handshake(void)
 	bare(ja, sizeof(ja), "u1");
 	bare(jb, sizeof(jb), "u2");
 	if (!a || !b) {
-		report("subscription handshake", false, "login failed");
+		xt_report("subscription handshake", false, "login failed");
 		goto out;
 	}
 	presence(a, "subscribe", jb, NULL);
 	it = wait_push(a, jb, 3000);
-	report("subscribe: the sender's roster push has ask='subscribe'",
-	       attr_is(it, "ask", "subscribe") && attr_is(it, "subscription", "none"),
-	       "push: %s", it ? xt_raw(it->parent->parent) : "none");
+	xt_report("subscribe: the sender's roster push has ask='subscribe'",
+		  attr_is(it, "ask", "subscribe") && attr_is(it, "subscription", "none"),
+		  "push: %s", it ? xt_raw(it->parent->parent) : "none");
 	n = wait_for(b, "presence", "subscribe", NULL, 3000);
-	report("subscribe: the contact gets it from the bare JID",
-	       n && attr_is(n, "from", ja), "got: %s", n ? xt_raw(n) : "nothing");
+	xt_report("subscribe: the contact gets it from the bare JID",
+		  n && attr_is(n, "from", ja), "got: %s", n ? xt_raw(n) : "nothing");
 	presence(b, "subscribed", ja, NULL);
 	it = wait_push(a, jb, 3000);
-	report("subscribed: the requester's item becomes 'to'",
-	       attr_is(it, "subscription", "to") && attr_is(it, "ask", NULL),
-	       "push: %s", it ? xt_raw(it->parent->parent) : "none");
+	xt_report("subscribed: the requester's item becomes 'to'",
+		  attr_is(it, "subscription", "to") && attr_is(it, "ask", NULL),
+		  "push: %s", it ? xt_raw(it->parent->parent) : "none");
 	n = wait_for(a, "presence", "", jb, 3000);
-	report("subscribed: the requester receives the contact's presence", n != NULL,
-	       "no available presence from %s", jb);
+	xt_report("subscribed: the requester receives the contact's presence", n != NULL,
+		  "no available presence from %s", jb);
 	it = wait_push(b, ja, 3000);
-	report("subscribed: the contact's item becomes 'from'",
-	       attr_is(it, "subscription", "from"), "push: %s",
-	       it ? xt_raw(it->parent->parent) : "none");
+	xt_report("subscribed: the contact's item becomes 'from'",
+		  attr_is(it, "subscription", "from"), "push: %s",
+		  it ? xt_raw(it->parent->parent) : "none");
 	/* And the other way: both. */
 	presence(b, "subscribe", ja, NULL);
 	n = wait_for(a, "presence", "subscribe", jb, 3000);
@@ -165,14 +147,14 @@ static void t_handshake(void)
 	do
 		it = wait_push(b, ja, 3000);
 	while (it && !attr_is(it, "subscription", "both"));
-	report("mutual subscription: both items become 'both'",
-	       ok && attr_is(it, "subscription", "both"), "second push: %s",
-	       it ? xt_raw(it->parent->parent) : "none");
+	xt_report("mutual subscription: both items become 'both'",
+		  ok && attr_is(it, "subscription", "both"), "second push: %s",
+		  it ? xt_raw(it->parent->parent) : "none");
 	/* Already subscribed: the server answers for the contact (§3.1.3). */
 	presence(b, "subscribe", ja, NULL);
 	n = wait_for(b, "presence", "subscribed", ja, 3000);
-	report("a repeated subscribe is answered by the server", n != NULL,
-	       "no subscribed back");
+	xt_report("a repeated subscribe is answered by the server", n != NULL,
+		  "no subscribed back");
 out:
 	xt_free(a);
 	xt_free(b);
@@ -187,24 +169,24 @@ static void t_offline_request(void)
 	bare(ja, sizeof(ja), "u3");
 	bare(jc, sizeof(jc), "u4");
 	if (!a) {
-		report("a request to an offline user waits", false, "login failed");
+		xt_report("a request to an offline user waits", false, "login failed");
 		return;
 	}
 	presence(a, "subscribe", jc, NULL);
 	wait_push(a, jc, 3000);
 	c = login("u4", "r");
 	if (!c) {
-		report("a request to an offline user waits", false, "login failed");
+		xt_report("a request to an offline user waits", false, "login failed");
 		xt_free(a);
 		return;
 	}
 	/* Not before initial presence (§3.1.3: sent to available resources). */
-	report("a pending request is not shown before initial presence",
-	       nothing(c, "presence", "subscribe", 500), "it came early");
+	xt_report("a pending request is not shown before initial presence",
+		  nothing(c, "presence", "subscribe", 500), "it came early");
 	presence(c, NULL, NULL, NULL);
 	n = wait_for(c, "presence", "subscribe", ja, 3000);
-	report("a request to an offline user is delivered at its next login", n != NULL,
-	       "no subscribe from %s", ja);
+	xt_report("a request to an offline user is delivered at its next login", n != NULL,
+		  "no subscribe from %s", ja);
 	xt_free(a);
 	xt_free(c);
 }
@@ -218,19 +200,19 @@ static void t_preapproval(void)
 	bare(jd, sizeof(jd), "u5");
 	bare(je, sizeof(je), "u6");
 	if (!d || !e) {
-		report("pre-approval", false, "login failed");
+		xt_report("pre-approval", false, "login failed");
 		goto out;
 	}
 	presence(d, "subscribed", je, NULL);
 	it = wait_push(d, je, 3000);
-	report("pre-approval: the item says approved='true'", attr_is(it, "approved", "true"),
-	       "push: %s", it ? xt_raw(it->parent->parent) : "none");
+	xt_report("pre-approval: the item says approved='true'", attr_is(it, "approved", "true"),
+		  "push: %s", it ? xt_raw(it->parent->parent) : "none");
 	presence(e, "subscribe", jd, NULL);
 	n = wait_for(e, "presence", "subscribed", jd, 3000);
-	report("pre-approval: a later subscribe is approved at once", n != NULL,
-	       "no subscribed from %s", jd);
-	report("pre-approval: the approver is not asked",
-	       nothing(d, "presence", "subscribe", 500), "it was asked");
+	xt_report("pre-approval: a later subscribe is approved at once", n != NULL,
+		  "no subscribed from %s", jd);
+	xt_report("pre-approval: the approver is not asked",
+		  nothing(d, "presence", "subscribe", 500), "it was asked");
 out:
 	xt_free(d);
 	xt_free(e);
@@ -269,40 +251,40 @@ static void t_presence(void)
 	bare(jb, sizeof(jb), "u8");
 	bare(jx, sizeof(jx), "u9");
 	if (!make_mutual("u7", "u8")) {
-		report("presence: set-up", false, "mutual subscription failed");
+		xt_report("presence: set-up", false, "mutual subscription failed");
 		return;
 	}
 	a = online("u7", "home");
 	b = login("u8", "work");
 	x = online("u9", "x");
 	if (!a || !b || !x) {
-		report("presence", false, "login failed");
+		xt_report("presence", false, "login failed");
 		goto out;
 	}
 	presence(b, NULL, NULL, "<status>at work</status>");
 	n = wait_for(b, "presence", "", ja, 3000);
-	report("initial presence probes: a contact's presence arrives", n != NULL,
-	       "no presence from %s", ja);
+	xt_report("initial presence probes: a contact's presence arrives", n != NULL,
+		  "no presence from %s", ja);
 	n = wait_for(a, "presence", "", jb, 3000);
-	report("initial presence is broadcast to contacts", n != NULL,
-	       "no presence from %s", jb);
+	xt_report("initial presence is broadcast to contacts", n != NULL,
+		  "no presence from %s", jb);
 	presence(b, NULL, NULL, "<show>away</show>");
 	n = wait_for(a, "presence", "", jb, 3000);
-	report("a presence update is broadcast", n && xt_child(n, NULL, "show"),
-	       "got: %s", n ? xt_raw(n) : "nothing");
+	xt_report("a presence update is broadcast", n && xt_child(n, NULL, "show"),
+		  "got: %s", n ? xt_raw(n) : "nothing");
 	/* Directed presence to a stranger, then an abrupt end. */
 	presence(a, NULL, jx, NULL);
 	n = wait_for(x, "presence", "", ja, 3000);
-	report("directed presence reaches a non-contact", n != NULL, "nothing came");
+	xt_report("directed presence reaches a non-contact", n != NULL, "nothing came");
 	presence(b, NULL, NULL, "<status>gone fishing</status>");
 	wait_for(a, "presence", "", jb, 1000);
 	xt_free(a);	/* the socket closes without </stream:stream> */
 	a = NULL;
 	n = wait_for(b, "presence", "unavailable", ja, 3000);
-	report("an abrupt disconnect sends unavailable to contacts", n != NULL,
-	       "nothing came");
+	xt_report("an abrupt disconnect sends unavailable to contacts", n != NULL,
+		  "nothing came");
 	n = wait_for(x, "presence", "unavailable", ja, 3000);
-	report("... and to the directed-presence target", n != NULL, "nothing came");
+	xt_report("... and to the directed-presence target", n != NULL, "nothing came");
 	xt_sendf(b, "</stream:stream>");
 	xt_free(b);
 	b = NULL;
@@ -324,25 +306,25 @@ static void t_self_presence(void)
 	snprintf(j2, sizeof(j2), "%s/two", j1);
 	strncat(j1, "/one", sizeof(j1) - strlen(j1) - 1);
 	if (!one) {
-		report("own presence", false, "login failed");
+		xt_report("own presence", false, "login failed");
 		return;
 	}
 	presence(one, NULL, NULL, "<status>first</status>");
 	n = wait_for(one, "presence", "", j1, 3000);
-	report("initial presence comes back to the resource that sent it", n != NULL,
-	       "nothing from %s", j1);
+	xt_report("initial presence comes back to the resource that sent it", n != NULL,
+		  "nothing from %s", j1);
 	two = login("u21", "two");
 	if (!two) {
-		report("own presence: second resource", false, "login failed");
+		xt_report("own presence: second resource", false, "login failed");
 		goto out;
 	}
 	presence(two, NULL, NULL, "<status>second</status>");
 	n = wait_for(one, "presence", "", j2, 3000);
-	report("... and goes to the user's other available resources", n != NULL,
-	       "nothing from %s", j2);
+	xt_report("... and goes to the user's other available resources", n != NULL,
+		  "nothing from %s", j2);
 	n = wait_for(two, "presence", "", j1, 3000);
-	report("... and a new resource gets the presence of the others", n != NULL,
-	       "nothing from %s", j1);
+	xt_report("... and a new resource gets the presence of the others", n != NULL,
+		  "nothing from %s", j1);
 out:
 	xt_free(one);
 	xt_free(two);
@@ -357,7 +339,7 @@ static void t_unavailable_status(void)
 	bare(jb, sizeof(jb), "u8");
 	b = online("u8", "w2");
 	if (!a || !b) {
-		report("logout: unavailable carries the last status", false, "login failed");
+		xt_report("logout: unavailable carries the last status", false, "login failed");
 		goto out;
 	}
 	presence(b, NULL, NULL, "<status>brb</status>");
@@ -367,9 +349,9 @@ static void t_unavailable_status(void)
 	{
 		struct xt_node *st = n ? xt_child(n, NULL, "status") : NULL;
 
-		report("logout: unavailable carries the last status",
-		       st && st->text && strcmp(st->text, "brb") == 0, "got: %s",
-		       n ? xt_raw(n) : "nothing");
+		xt_report("logout: unavailable carries the last status",
+			  st && st->text && strcmp(st->text, "brb") == 0, "got: %s",
+			  n ? xt_raw(n) : "nothing");
 	}
 out:
 	xt_free(a);
@@ -400,7 +382,7 @@ static void t_priority(void)
 
 	bare(j, sizeof(j), "u10");
 	if (!r1 || !r2 || !r3 || !s) {
-		report("priority routing", false, "login failed");
+		xt_report("priority routing", false, "login failed");
 		goto out;
 	}
 	presence(r1, NULL, NULL, "<priority>5</priority>");
@@ -408,23 +390,23 @@ static void t_priority(void)
 	presence(r3, NULL, NULL, "<priority>-1</priority>");
 	xt_iq(r1, "get", host, "<ping xmlns='urn:xmpp:ping'/>");	/* settle */
 	xt_sendf(s, "<message to='%s' type='chat'><body>tie</body></message>", j);
-	report("bare JID: both resources of the top priority get it",
-	       got_body(r1, "tie", 2000) && got_body(r2, "tie", 2000), "one missed it");
-	report("bare JID: a negative-priority resource gets nothing",
-	       !got_body(r3, "tie", 500), "it got the message");
+	xt_report("bare JID: both resources of the top priority get it",
+		  got_body(r1, "tie", 2000) && got_body(r2, "tie", 2000), "one missed it");
+	xt_report("bare JID: a negative-priority resource gets nothing",
+		  !got_body(r3, "tie", 500), "it got the message");
 	presence(r2, NULL, NULL, "<priority>3</priority>");
 	xt_iq(r2, "get", host, "<ping xmlns='urn:xmpp:ping'/>");
 	xt_sendf(s, "<message to='%s' type='chat'><body>top</body></message>", j);
-	report("bare JID: only the highest priority gets it",
-	       got_body(r1, "top", 2000) && !got_body(r2, "top", 500), "wrong resources");
+	xt_report("bare JID: only the highest priority gets it",
+		  got_body(r1, "top", 2000) && !got_body(r2, "top", 500), "wrong resources");
 	xt_sendf(s, "<message to='%s/gone' type='chat'><body>gone</body></message>", j);
-	report("full JID of a gone resource: chat goes as to the bare JID",
-	       got_body(r1, "gone", 2000), "r1 did not get it");
+	xt_report("full JID of a gone resource: chat goes as to the bare JID",
+		  got_body(r1, "gone", 2000), "r1 did not get it");
 	xt_sendf(s, "<iq type='get' id='q1' to='%s/gone'><ping xmlns='urn:xmpp:ping'/></iq>",
 		 j);
 	n = wait_for(s, "iq", "error", NULL, 3000);
-	report("IQ to a gone resource: service-unavailable",
-	       n && strcmp(xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "",
+	xt_report("IQ to a gone resource: service-unavailable",
+		  n && strcmp(xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "",
 			   "service-unavailable") == 0, "got: %s", n ? xt_raw(n) : "nothing");
 	/* Only a negative priority left: nobody takes bare-JID messages. */
 	xt_sendf(r1, "</stream:stream>");
@@ -440,8 +422,8 @@ static void t_priority(void)
 	xt_iq(s, "get", host, "<ping xmlns='urn:xmpp:ping'/>");
 	xt_sendf(s, "<message to='%s' type='chat' id='m9'><body>neg</body></message>", j);
 	n = wait_for(s, "message", "error", NULL, 3000);
-	report("bare JID with only negative priority: service-unavailable (no offline store)",
-	       n && !got_body(r3, "neg", 300), "got: %s", n ? xt_raw(n) : "nothing");
+	xt_report("bare JID with only negative priority: service-unavailable (no offline store)",
+		  n && !got_body(r3, "neg", 300), "got: %s", n ? xt_raw(n) : "nothing");
 out:
 	xt_free(r1);
 	xt_free(r2);
@@ -464,7 +446,7 @@ static void t_slow_reader(void)
 
 	bare(js, sizeof(js), "u22");
 	if (!slow || xt_set_rcvbuf(slow, 4096) < 0 || !(fast = online("u23", "fast"))) {
-		report("a recipient that does not read", false, "login or setsockopt failed");
+		xt_report("a recipient that does not read", false, "login or setsockopt failed");
 		goto out;
 	}
 	memset(pad, 'x', PAD);
@@ -482,10 +464,10 @@ static void t_slow_reader(void)
 		else
 			other++;
 	}
-	report("a recipient that does not read holds up nobody, then gets 2 MB of messages "
-	       "in order", pong && next == N && !other,
-	       "ping answered while it did not read: %d; in order %d of %d, other %d", pong,
-	       next, N, other);
+	xt_report("a recipient that does not read holds up nobody, then gets 2 MB of messages "
+		  "in order", pong && next == N && !other,
+		  "ping answered while it did not read: %d; in order %d of %d, other %d", pong,
+		  next, N, other);
 out:
 	xt_free(slow);
 	xt_free(fast);
@@ -500,7 +482,7 @@ static void t_order(void)
 
 	bare(jb, sizeof(jb), "u13");
 	if (!a || !b) {
-		report("1,000 messages in order", false, "login failed");
+		xt_report("1,000 messages in order", false, "login failed");
 		goto out;
 	}
 	for (int i = 0; i < 1000; i++)
@@ -516,9 +498,9 @@ static void t_order(void)
 		else
 			bad++;
 	}
-	report("1,000 messages arrive in order, none lost or duplicated",
-	       next == 1000 && !dup && !bad, "in order %d, duplicates %d, out of order %d",
-	       next, dup, bad);
+	xt_report("1,000 messages arrive in order, none lost or duplicated",
+		  next == 1000 && !dup && !bad, "in order %d, duplicates %d, out of order %d",
+		  next, dup, bad);
 out:
 	xt_free(a);
 	xt_free(b);
@@ -534,21 +516,21 @@ static void t_spoof(void)
 	bare(ja, sizeof(ja), "u14");
 	bare(jb, sizeof(jb), "u15");
 	if (!a || !b) {
-		report("spoofed from", false, "login failed");
+		xt_report("spoofed from", false, "login failed");
 		goto out;
 	}
 	xt_sendf(a, "<message from='%s' to='%s' type='chat'><body>own</body></message>", ja,
 		 jb);
 	n = wait_for(b, "message", "chat", NULL, 3000);
-	report("a 'from' of one's own bare JID is stamped with the full JID",
-	       n && attr_is(n, "from", xt_jid(a)), "got: %s", n ? xt_raw(n) : "nothing");
+	xt_report("a 'from' of one's own bare JID is stamped with the full JID",
+		  n && attr_is(n, "from", xt_jid(a)), "got: %s", n ? xt_raw(n) : "nothing");
 	xt_sendf(a, "<message from='%s/x' to='%s' type='chat'><body>spoof</body></message>",
 		 jb, jb);
 	cond = xt_wait_stream_error(a, 3000);
-	report("a spoofed 'from' is <invalid-from/>", cond && !strcmp(cond, "invalid-from"),
-	       "got: %s", cond ? cond : "no stream error");
-	report("... and the spoofed message is not delivered", !got_body(b, "spoof", 500),
-	       "it was delivered");
+	xt_report("a spoofed 'from' is <invalid-from/>", cond && !strcmp(cond, "invalid-from"),
+		  "got: %s", cond ? cond : "no stream error");
+	xt_report("... and the spoofed message is not delivered", !got_body(b, "spoof", 500),
+		  "it was delivered");
 out:
 	xt_free(a);
 	xt_free(b);
@@ -562,21 +544,21 @@ static void t_nonexistent(void)
 
 	snprintf(to, sizeof(to), "nobody@%s", host);
 	if (!a) {
-		report("a message to a non-existent local user", false, "login failed");
+		xt_report("a message to a non-existent local user", false, "login failed");
 		return;
 	}
 	xt_sendf(a, "<message to='%s' type='chat' id='nx'><body>hi</body></message>", to);
 	n = wait_for(a, "message", "error", NULL, 3000);
-	report("a message to a non-existent local user: service-unavailable",
-	       n && !strcmp(xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "",
+	xt_report("a message to a non-existent local user: service-unavailable",
+		  n && !strcmp(xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "",
 			    "service-unavailable"), "got: %s", n ? xt_raw(n) : "nothing");
 	n = xt_iq(a, "get", to, "<query xmlns='jabber:iq:last'/>");
-	report("an IQ to a non-existent local user: service-unavailable",
-	       n && !strcmp(xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "",
+	xt_report("an IQ to a non-existent local user: service-unavailable",
+		  n && !strcmp(xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "",
 			    "service-unavailable"), "got: %s", n ? xt_raw(n) : "nothing");
 	presence(a, "subscribe", to, NULL);
-	report("a subscription request to a non-existent user is dropped",
-	       nothing(a, "presence", NULL, 500), "something came back");
+	xt_report("a subscription request to a non-existent user is dropped",
+		  nothing(a, "presence", NULL, 500), "something came back");
 	xt_free(a);
 }
 
@@ -589,65 +571,65 @@ static void t_roster(void)
 	char ver[64] = "";
 
 	if (!a || !a2) {
-		report("roster", false, "login failed");
+		xt_report("roster", false, "login failed");
 		goto out;
 	}
 	xt_iq(a2, "get", NULL, "<query xmlns='jabber:iq:roster'/>");	/* interested */
 	n = xt_iq(a, "set", NULL, "<query xmlns='jabber:iq:roster'><item jid='friend@ex"
 		  "ample.net' name='Friend'><group>Pals</group></item></query>");
-	report("roster set: result", n && attr_is(n, "type", "result"), "got: %s",
-	       n ? xt_raw(n) : "nothing");
+	xt_report("roster set: result", n && attr_is(n, "type", "result"), "got: %s",
+		  n ? xt_raw(n) : "nothing");
 	it = wait_push(a2, "friend@example.net", 3000);
-	report("roster set: pushed to the other interested resource",
-	       attr_is(it, "name", "Friend") && attr_is(it, "subscription", "none") &&
-	       xt_child(it, NULL, "group"), "push: %s",
-	       it ? xt_raw(it->parent->parent) : "none");
+	xt_report("roster set: pushed to the other interested resource",
+		  attr_is(it, "name", "Friend") && attr_is(it, "subscription", "none") &&
+		  xt_child(it, NULL, "group"), "push: %s",
+		  it ? xt_raw(it->parent->parent) : "none");
 	if (it && xt_attr(it->parent, "ver"))
 		snprintf(ver, sizeof(ver), "%s", xt_attr(it->parent, "ver"));
 	n = xt_iq(a, "get", NULL, "<query xmlns='jabber:iq:roster'/>");
 	q = n ? xt_child(n, "jabber:iq:roster", "query") : NULL;
 	it = q ? xt_child(q, "jabber:iq:roster", "item") : NULL;
-	report("roster get lists the item with a version", it && xt_attr(q, "ver"),
-	       "got: %s", n ? xt_raw(n) : "nothing");
+	xt_report("roster get lists the item with a version", it && xt_attr(q, "ver"),
+		  "got: %s", n ? xt_raw(n) : "nothing");
 	{
 		char p[160];
 
 		snprintf(p, sizeof(p), "<query xmlns='jabber:iq:roster' ver='%s'/>", ver);
 		n = xt_iq(a, "get", NULL, p);
-		report("roster get with the current version: empty result",
-		       n && attr_is(n, "type", "result") && !n->children, "got: %s",
-		       n ? xt_raw(n) : "nothing");
+		xt_report("roster get with the current version: empty result",
+			  n && attr_is(n, "type", "result") && !n->children, "got: %s",
+			  n ? xt_raw(n) : "nothing");
 	}
 	n = xt_iq(a, "set", NULL, "<query xmlns='jabber:iq:roster'><item jid='a@example.net'"
 		  "/><item jid='b@example.net'/></query>");
-	report("roster set with two items: bad-request", n && !strcmp(xt_condition(
-	       xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "bad-request"), "got: %s",
-	       n ? xt_raw(n) : "nothing");
+	xt_report("roster set with two items: bad-request", n && !strcmp(xt_condition(
+		  xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "bad-request"), "got: %s",
+		  n ? xt_raw(n) : "nothing");
 	n = xt_iq(a, "set", NULL, "<query xmlns='jabber:iq:roster'><item jid='c@example.net'>"
 		  "<group>G</group><group>G</group></item></query>");
-	report("duplicate group: bad-request", n && !strcmp(xt_condition(
-	       xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "bad-request"), "got: %s",
-	       n ? xt_raw(n) : "nothing");
+	xt_report("duplicate group: bad-request", n && !strcmp(xt_condition(
+		  xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "bad-request"), "got: %s",
+		  n ? xt_raw(n) : "nothing");
 	n = xt_iq(a, "set", NULL, "<query xmlns='jabber:iq:roster'><item jid='c@example.net'>"
 		  "<group></group></item></query>");
-	report("empty group: not-acceptable", n && !strcmp(xt_condition(
-	       xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "not-acceptable"), "got: %s",
-	       n ? xt_raw(n) : "nothing");
+	xt_report("empty group: not-acceptable", n && !strcmp(xt_condition(
+		  xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "not-acceptable"), "got: %s",
+		  n ? xt_raw(n) : "nothing");
 	{
 		char to[256];
 
 		bare(to, sizeof(to), "u17");
 		n = xt_iq(a, "get", to, "<query xmlns='jabber:iq:roster'/>");
-		report("another user's roster: forbidden", n && !strcmp(xt_condition(
-		       xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "forbidden"), "got: %s",
-		       n ? xt_raw(n) : "nothing");
+		xt_report("another user's roster: forbidden", n && !strcmp(xt_condition(
+			  xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "forbidden"), "got: %s",
+			  n ? xt_raw(n) : "nothing");
 	}
 	n = xt_iq(a, "set", NULL, "<query xmlns='jabber:iq:roster'><item jid='friend@example"
 		  ".net' subscription='remove'/></query>");
 	it = wait_push(a2, "friend@example.net", 3000);
-	report("roster remove: result and a push with subscription='remove'",
-	       n && attr_is(n, "type", "result") && attr_is(it, "subscription", "remove"),
-	       "push: %s", it ? xt_raw(it->parent->parent) : "none");
+	xt_report("roster remove: result and a push with subscription='remove'",
+		  n && attr_is(n, "type", "result") && attr_is(it, "subscription", "remove"),
+		  "push: %s", it ? xt_raw(it->parent->parent) : "none");
 out:
 	xt_free(a);
 	xt_free(a2);
@@ -664,7 +646,7 @@ static void t_last(void)
 	bare(ja, sizeof(ja), "u18");
 	bare(jb, sizeof(jb), "u19");
 	if (!make_mutual("u18", "u19")) {
-		report("last activity: set-up", false, "mutual subscription failed");
+		xt_report("last activity: set-up", false, "mutual subscription failed");
 		return;
 	}
 	b = online("u19", "b");
@@ -678,30 +660,30 @@ static void t_last(void)
 	a = online("u18", "a");
 	s = online("u20", "s");
 	if (!a || !s) {
-		report("last activity", false, "login failed");
+		xt_report("last activity", false, "login failed");
 		goto out;
 	}
 	n = xt_iq(a, "get", host, "<query xmlns='jabber:iq:last'/>");
 	q = n ? xt_child(n, "jabber:iq:last", "query") : NULL;
-	report("last activity of the server: its uptime in seconds",
-	       q && xt_attr(q, "seconds"), "got: %s", n ? xt_raw(n) : "nothing");
+	xt_report("last activity of the server: its uptime in seconds",
+		  q && xt_attr(q, "seconds"), "got: %s", n ? xt_raw(n) : "nothing");
 	n = xt_iq(a, "get", jb, "<query xmlns='jabber:iq:last'/>");
 	q = n ? xt_child(n, "jabber:iq:last", "query") : NULL;
-	report("last activity of a contact: seconds and the last status",
-	       q && xt_attr(q, "seconds") && q->text && !strcmp(q->text, "off to bed"),
-	       "got: %s", n ? xt_raw(n) : "nothing");
+	xt_report("last activity of a contact: seconds and the last status",
+		  q && xt_attr(q, "seconds") && q->text && !strcmp(q->text, "off to bed"),
+		  "got: %s", n ? xt_raw(n) : "nothing");
 	n = xt_iq(s, "get", jb, "<query xmlns='jabber:iq:last'/>");
-	report("last activity for a stranger: forbidden", n && !strcmp(xt_condition(
-	       xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "forbidden"), "got: %s",
-	       n ? xt_raw(n) : "nothing");
+	xt_report("last activity for a stranger: forbidden", n && !strcmp(xt_condition(
+		  xt_stanza_error(n), XT_NS_STANZA_ERR) ?: "", "forbidden"), "got: %s",
+		  n ? xt_raw(n) : "nothing");
 	n = xt_iq(s, "get", ja, "<query xmlns='jabber:iq:last'/>");
-	report("... also when the user is online", n && attr_is(n, "type", "error"),
-	       "got: %s", n ? xt_raw(n) : "nothing");
+	xt_report("... also when the user is online", n && attr_is(n, "type", "error"),
+		  "got: %s", n ? xt_raw(n) : "nothing");
 	b = online("u19", "b2");
 	n = b ? xt_iq(a, "get", jb, "<query xmlns='jabber:iq:last'/>") : NULL;
 	q = n ? xt_child(n, "jabber:iq:last", "query") : NULL;
-	report("last activity of an online contact: 0", q && attr_is(q, "seconds", "0"),
-	       "got: %s", n ? xt_raw(n) : "nothing");
+	xt_report("last activity of an online contact: 0", q && attr_is(q, "seconds", "0"),
+		  "got: %s", n ? xt_raw(n) : "nothing");
 	xt_free(b);
 out:
 	xt_free(a);
@@ -732,7 +714,7 @@ static void t_offline(void)
 	snprintf(jc, sizeof(jc), "o3@%s", offhost);
 	snprintf(jd, sizeof(jd), "o4@%s", offhost);
 	if (!a) {
-		report("offline storage", false, "login failed");
+		xt_report("offline storage", false, "login failed");
 		return;
 	}
 	for (int i = 0; i < 3; i++)
@@ -745,17 +727,17 @@ static void t_offline(void)
 		xt_sendf(a, "<message to='%s' type='chat' id='q%d'><body>q%d</body></message>", jc,
 			 i, i);
 	n = wait_for(a, "message", "error", NULL, 3000);
-	report("offline: past the per-account limit the sender gets resource-constraint",
-	       n && attr_is(n, "id", "q5") && !strcmp(xt_condition(xt_stanza_error(n),
-	       XT_NS_STANZA_ERR) ?: "", "resource-constraint"), "got: %s",
-	       n ? xt_raw(n) : "nothing");
+	xt_report("offline: past the per-account limit the sender gets resource-constraint",
+		  n && attr_is(n, "id", "q5") && !strcmp(xt_condition(xt_stanza_error(n),
+		  XT_NS_STANZA_ERR) ?: "", "resource-constraint"), "got: %s",
+		  n ? xt_raw(n) : "nothing");
 	/* A receipt to an offline sender is kept like a message (XEP-0184). */
 	xt_sendf(a, "<message to='%s'><received xmlns='urn:xmpp:receipts' id='r1'/></message>",
 		 jd);
 	xt_iq(a, "get", offhost, "<ping xmlns='urn:xmpp:ping'/>");
 	b = login_off("o2", "b");
 	if (!b) {
-		report("offline storage", false, "login failed");
+		xt_report("offline storage", false, "login failed");
 		goto out;
 	}
 	presence(b, NULL, NULL, NULL);
@@ -774,26 +756,26 @@ static void t_offline(void)
 			printf("# unexpected: %s\n", xt_raw(n));
 		}
 	}
-	report("offline: stored messages arrive at initial presence, in order",
-	       next == 3, "%d of 3 in order", next);
-	report("offline: each with a <delay/> and a <stanza-id/>", delayed == 3 && sid == 3,
-	       "delay %d, stanza-id %d", delayed, sid);
-	report("offline: headlines and bare chat states are not stored", other == 0,
-	       "%d other messages", other);
+	xt_report("offline: stored messages arrive at initial presence, in order",
+		  next == 3, "%d of 3 in order", next);
+	xt_report("offline: each with a <delay/> and a <stanza-id/>", delayed == 3 && sid == 3,
+		  "delay %d, stanza-id %d", delayed, sid);
+	xt_report("offline: headlines and bare chat states are not stored", other == 0,
+		  "%d other messages", other);
 	b2 = login_off("o2", "b2");
 	if (b2)
 		presence(b2, NULL, NULL, NULL);
-	report("offline: a second login gets none of them again",
-	       b2 && nothing(b2, "message", "chat", 1000), "it got messages");
+	xt_report("offline: a second login gets none of them again",
+		  b2 && nothing(b2, "message", "chat", 1000), "it got messages");
 	{
 		struct xt *d = login_off("o4", "d");
 
 		if (d)
 			presence(d, NULL, NULL, NULL);
 		n = d ? wait_for(d, "message", NULL, NULL, 3000) : NULL;
-		report("offline: a receipt for an offline user is stored and delivered",
-		       n && xt_child(n, "urn:xmpp:receipts", "received"), "got: %s",
-		       n ? xt_raw(n) : "nothing");
+		xt_report("offline: a receipt for an offline user is stored and delivered",
+			  n && xt_child(n, "urn:xmpp:receipts", "received"), "got: %s",
+			  n ? xt_raw(n) : "nothing");
 		xt_free(d);
 	}
 	/* XEP-0359: a stanza-id the sender forged with the recipient's 'by' goes. */
@@ -806,9 +788,9 @@ static void t_offline(void)
 
 		for (struct xt_node *c = n ? n->children : NULL; c; c = c->next)
 			count += !strcmp(c->name, "stanza-id");
-		report("stanza-id: a forged one is replaced by the server's", x && count == 1
-		       && !attr_is(x, "id", "forged") && attr_is(x, "by", jb), "got: %s",
-		       n ? xt_raw(n) : "nothing");
+		xt_report("stanza-id: a forged one is replaced by the server's", x && count == 1
+			  && !attr_is(x, "id", "forged") && attr_is(x, "by", jb), "got: %s",
+			  n ? xt_raw(n) : "nothing");
 	}
 out:
 	xt_free(a);
@@ -842,5 +824,5 @@ int main(void)
 	t_roster();
 	t_last();
 	t_offline();
-	return failures ? 1 : 0;
+	return xt_failures ? 1 : 0;
 }

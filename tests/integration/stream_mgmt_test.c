@@ -33,26 +33,8 @@
 #define MAX_MSGS	64
 
 static const char *host, *pass;
-static int port, failures, resume_s, slow_ms, slowf;
+static int port, resume_s, slow_ms, slowf;
 static bool trace;		/* PARLEY_TEST_TRACE: what each client reads, as comments */
-
-static void report(const char *name, bool ok, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void report(const char *name, bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("%s - %s\n", ok ? "ok" : "not ok", name);
-	if (!ok) {
-		failures++;
-		printf("# ");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf("\n");
-	}
-	fflush(stdout);
-}
 
 static long long now_ms(void)
 {
@@ -516,9 +498,9 @@ static void t_features(void)
 		if (xt_auth(c, "SCRAM-SHA-256", host, "u1", pass, NULL) == 0)
 			after = xt_child(xt_features(c), NS_SM, "sm") != NULL;
 	}
-	report("stream features: <sm xmlns='urn:xmpp:sm:3'/> after SASL, not before",
-	       opened && !before && after, "before auth %d, after auth %d (%s)", before, after,
-	       c ? xt_raw(xt_features(c)) : err);
+	xt_report("stream features: <sm xmlns='urn:xmpp:sm:3'/> after SASL, not before",
+		  opened && !before && after, "before auth %d, after auth %d (%s)", before, after,
+		  c ? xt_raw(xt_features(c)) : err);
 	xt_free(c);
 }
 
@@ -531,11 +513,11 @@ static void t_enable(void)
 	char max[16];
 
 	snprintf(max, sizeof(max), "%d", resume_s);
-	report("<enable/> gets <enabled/> without an id; <enable resume='true'/> gets "
-	       "<enabled id resume='true' max='resume-timeout'/>",
-	       ea && !a->id[0] && !attr_is(a->c ? xt_last(a->c) : NULL, "resume", "true") &&
-	       eb && b->id[0] && attr_is(xt_last(b->c), "resume", "true") &&
-	       attr_is(xt_last(b->c), "max", max), "plain: %s; resume: %s", ra, rb);
+	xt_report("<enable/> gets <enabled/> without an id; <enable resume='true'/> gets "
+		  "<enabled id resume='true' max='resume-timeout'/>",
+		  ea && !a->id[0] && !attr_is(a->c ? xt_last(a->c) : NULL, "resume", "true") &&
+		  eb && b->id[0] && attr_is(xt_last(b->c), "resume", "true") &&
+		  attr_is(xt_last(b->c), "max", max), "plain: %s; resume: %s", ra, rb);
 	sc_free(a);
 	sc_free(b);
 }
@@ -551,13 +533,13 @@ static void t_counting(void)
 	long h = -1;
 
 	if (!s || !t) {
-		report(name, false, "login failed");
+		xt_report(name, false, "login failed");
 		goto out;
 	}
 	sc_presence(t);		/* online, no stream management */
 	sc_drain(t, 100 * slowf);
 	if (!sc_enable(s, false, NULL, 0)) {
-		report(name, false, "no <enabled/>");
+		xt_report(name, false, "no <enabled/>");
 		goto out;
 	}
 	sc_stanza(s, "<iq type='get' id='p1' to='%s'><ping xmlns='" XT_NS_PING "'/></iq>", host);
@@ -566,9 +548,9 @@ static void t_counting(void)
 	/* one <r/>; nothing waits for anyone here, so no long wait either */
 	h = wait_ack(s, 3, 1000 * slowf);
 	collect(t, "count", 1, slow_ms, 0, &got);
-	report(name, h == 3 && !s->h_over && !s->h_down && got.n == 1,
-	       "h=%ld after %d <a/>%s%s; the plain client got %d", h, s->acks,
-	       s->h_over ? ", one above 3" : "", s->h_down ? ", h went down" : "", got.n);
+	xt_report(name, h == 3 && !s->h_over && !s->h_down && got.n == 1,
+		  "h=%ld after %d <a/>%s%s; the plain client got %d", h, s->acks,
+		  s->h_over ? ", one above 3" : "", s->h_down ? ", h went down" : "", got.n);
 out:
 	sc_free(s);
 	sc_free(t);
@@ -590,7 +572,7 @@ static void t_too_high(void)
 	uint32_t sent_h;
 
 	if (!s || !sc_enable(s, false, NULL, 0)) {
-		report(name, false, "login or enable failed");
+		xt_report(name, false, "login or enable failed");
 		sc_free(s);
 		return;
 	}
@@ -627,9 +609,10 @@ static void t_too_high(void)
 			attrs_ok = false;
 		closed = xt_expect_close(s->c, &why);
 	}
-	report(name, got_r && !strcmp(cond, "undefined-condition") && too_high && attrs_ok && closed,
-	       "<r/> seen %d; sent h=%u, we counted %u; got %s; close: %s", got_r, sent_h, s->in,
-	       raw, why ? why : "ok");
+	xt_report(name, got_r && !strcmp(cond, "undefined-condition") && too_high && attrs_ok &&
+		  closed,
+		  "<r/> seen %d; sent h=%u, we counted %u; got %s; close: %s", got_r, sent_h, s->in,
+		  raw, why ? why : "ok");
 	sc_free(s);
 }
 
@@ -702,16 +685,16 @@ static void t_resume(void)
 	char why2[128] = "not resumed", raw2[1024] = "no connection";
 
 	if (!make_mutual("u5", "u6")) {
-		report(name, false, "subscription set-up failed");
-		report(name2, false, "subscription set-up failed");
+		xt_report(name, false, "subscription set-up failed");
+		xt_report(name2, false, "subscription set-up failed");
 		return;
 	}
 	w = watcher("u6");
 	a = sc_login("u5", "phone");
 	b = sc_login("u7", "r");
 	if (!w || !a || !b || !sc_enable(a, true, NULL, 0) || !a->id[0]) {
-		report(name, false, "login or enable failed");
-		report(name2, false, "login or enable failed");
+		xt_report(name, false, "login or enable failed");
+		xt_report(name2, false, "login or enable failed");
 		goto out;
 	}
 	a->ack = false;
@@ -740,11 +723,11 @@ static void t_resume(void)
 	}
 	/* The watcher: available before, and no unavailable at any time since. */
 	unavailable = saw_presence(w, a->bare, "unavailable", 300 * slowf);
-	report(name, seen && before.n == 3 && resumed && srv_h == (long)out &&
-	       !strcmp(why, "ok") && accepted && !unavailable,
-	       "available seen %d, %d before the drop; %s (our stanzas: %u); replay: %s; our "
-	       "<a/> accepted %d (%s); unavailable seen %d", seen, before.n, raw, out, why,
-	       accepted, a->err, unavailable);
+	xt_report(name, seen && before.n == 3 && resumed && srv_h == (long)out &&
+		  !strcmp(why, "ok") && accepted && !unavailable,
+		  "available seen %d, %d before the drop; %s (our stanzas: %u); replay: %s; our "
+		  "<a/> accepted %d (%s); unavailable seen %d", seen, before.n, raw, out, why,
+		  accepted, a->err, unavailable);
 	/* Twice more, received but not acked, then a drop; <resume h/> acks all but
 	 * the last of them: only the last one is due again. */
 	a->ack = false;
@@ -763,9 +746,9 @@ static void t_resume(void)
 		snprintf(why2, sizeof(why2), "%d messages, the first %s", again2.n,
 			 again2.n ? again2.body[0] : "-");
 	}
-	report(name2, again.n == 2 && resumed2 && srv_h2 == (long)out && again2.n == 1 &&
-	       !strcmp(again2.body[0], "rt2"), "%d before the drop; %s; replay: %s", again.n, raw2,
-	       why2);
+	xt_report(name2, again.n == 2 && resumed2 && srv_h2 == (long)out && again2.n == 1 &&
+		  !strcmp(again2.body[0], "rt2"), "%d before the drop; %s; replay: %s", again.n,
+		  raw2, why2);
 	sc_close(a);
 out:
 	sc_free(w);
@@ -779,8 +762,8 @@ static void t_resume_unknown(void)
 	bool failed;
 	struct sc *c = resume_fails("u8", "bogus-0123456789abcdef", &failed, raw, sizeof(raw));
 
-	report("<resume/> with an unknown previd: <failed><item-not-found/></failed>, then bind "
-	       "works", c && failed, "%s", raw);
+	xt_report("<resume/> with an unknown previd: <failed><item-not-found/></failed>, then bind "
+		  "works", c && failed, "%s", raw);
 	sc_free(c);
 }
 
@@ -797,14 +780,14 @@ static void t_clean_close(void)
 	bool unavailable = false, failed = false;
 
 	if (!make_mutual("u25", "u26")) {
-		report(name, false, "subscription set-up failed");
+		xt_report(name, false, "subscription set-up failed");
 		return;
 	}
 	w = watcher("u26");
 	a = sc_login("u25", "phone");
 	b = sc_login("u27", "r");
 	if (!w || !a || !b || !sc_enable(a, true, NULL, 0) || !a->id[0]) {
-		report(name, false, "login or enable failed");
+		xt_report(name, false, "login or enable failed");
 		goto out;
 	}
 	a->ack = false;
@@ -821,9 +804,9 @@ static void t_clean_close(void)
 		collect(a2, "cc", 2, slow_ms, 1000, &got);
 		exactly(&got, "cc", 2, why, sizeof(why));
 	}
-	report(name, before.n == 2 && unavailable && failed && !strcmp(why, "ok") &&
-	       got.delayed == 2, "%d before the close; unavailable seen %d; resume: %s; "
-	       "again: %s, %d with <delay/>", before.n, unavailable, raw, why, got.delayed);
+	xt_report(name, before.n == 2 && unavailable && failed && !strcmp(why, "ok") &&
+		  got.delayed == 2, "%d before the close; unavailable seen %d; resume: %s; "
+		  "again: %s, %d with <delay/>", before.n, unavailable, raw, why, got.delayed);
 out:
 	sc_free(w);
 	sc_free(a);
@@ -845,14 +828,14 @@ static void t_timeout(void)
 	long long t0, took = -1;
 
 	if (!make_mutual("u9", "u10")) {
-		report(name, false, "subscription set-up failed");
+		xt_report(name, false, "subscription set-up failed");
 		return;
 	}
 	w = watcher("u10");
 	a = sc_login("u9", "phone");
 	b = sc_login("u11", "r");
 	if (!w || !a || !b || !sc_enable(a, true, NULL, 0)) {
-		report(name, false, "login or enable failed");
+		xt_report(name, false, "login or enable failed");
 		goto out;
 	}
 	a->ack = false;
@@ -873,11 +856,11 @@ static void t_timeout(void)
 		collect(a2, "to", 2, slow_ms, 1000, &got);
 		exactly(&got, "to", 2, why, sizeof(why));
 	}
-	report(name, before.n == 2 && !early && later && took >= resume_s * 1000 - 500 &&
-	       failed && !strcmp(why, "ok") && got.delayed == 2,
-	       "%d before the drop; unavailable within 1 s %d, later %d after %lld ms; resume: "
-	       "%s; again: %s, %d with <delay/>", before.n, early, later, took, raw, why,
-	       got.delayed);
+	xt_report(name, before.n == 2 && !early && later && took >= resume_s * 1000 - 500 &&
+		  failed && !strcmp(why, "ok") && got.delayed == 2,
+		  "%d before the drop; unavailable within 1 s %d, later %d after %lld ms; resume: "
+		  "%s; again: %s, %d with <delay/>", before.n, early, later, took, raw, why,
+		  got.delayed);
 out:
 	sc_free(w);
 	sc_free(a);
@@ -896,7 +879,7 @@ static void t_sender_ack(void)
 	long h1 = -1, h2 = -1;
 
 	if (!s || !r || !sc_enable(r, false, NULL, 0) || !sc_enable(s, false, NULL, 0)) {
-		report(name, false, "login or enable failed");
+		xt_report(name, false, "login or enable failed");
 		goto out;
 	}
 	sc_presence(r);
@@ -908,9 +891,9 @@ static void t_sender_ack(void)
 	h1 = wait_ack(s, 3, 1000);
 	sc_answer(r);		/* every stanza r got, the three messages among them */
 	h2 = wait_ack(s, 3, slow_ms);
-	report(name, got.n == 3 && h1 < 3 && h2 == 3 && !s->h_down && !s->h_over,
-	       "delivered %d; h before the recipient's ack %ld, after %ld%s%s", got.n, h1, h2,
-	       s->h_down ? ", h went down" : "", s->h_over ? ", h above 3" : "");
+	xt_report(name, got.n == 3 && h1 < 3 && h2 == 3 && !s->h_down && !s->h_over,
+		  "delivered %d; h before the recipient's ack %ld, after %ld%s%s", got.n, h1, h2,
+		  s->h_down ? ", h went down" : "", s->h_over ? ", h above 3" : "");
 out:
 	sc_free(s);
 	sc_free(r);
@@ -929,7 +912,7 @@ static void t_withholding(void)
 	int shut = -1;
 
 	if (!s || !r || !sc_enable(r, false, NULL, 0) || !sc_enable(s, false, NULL, 0)) {
-		report(name, false, "login or enable failed");
+		xt_report(name, false, "login or enable failed");
 		goto out;
 	}
 	sc_presence(r);
@@ -950,10 +933,10 @@ static void t_withholding(void)
 		collect(r2, "wh", 3, slow_ms, 1000, &got);
 		exactly(&got, "wh", 3, why, sizeof(why));
 	}
-	report(name, h1 < 3 && !strcmp(r->err, "connection-timeout") &&
-	       shut >= resume_s * 1000 - 500 && h == 3 && !strcmp(why, "ok"),
-	       "h at first %ld; stream error '%s' after %d ms; then h=%ld; again: %s", h1, r->err,
-	       shut, h, why);
+	xt_report(name, h1 < 3 && !strcmp(r->err, "connection-timeout") &&
+		  shut >= resume_s * 1000 - 500 && h == 3 && !strcmp(why, "ok"),
+		  "h at first %ld; stream error '%s' after %d ms; then h=%ld; again: %s", h1,
+		  r->err, shut, h, why);
 out:
 	sc_free(s);
 	sc_free(r);
@@ -989,7 +972,7 @@ static void flush_case(const char *user, bool resumable, const char *prefix)
 		 "(%s) that drops without acking come again at the next login, once; acked, "
 		 "they are gone", resumable ? "resumable, after resume-timeout" : "no resumption");
 	if (!store_two("u16", user, prefix, &h)) {
-		report(name, false, "storing failed: h=%ld", h);
+		xt_report(name, false, "storing failed: h=%ld", h);
 		return;
 	}
 	/* Stream management before the initial presence that flushes the store. */
@@ -1017,8 +1000,8 @@ static void flush_case(const char *user, bool resumable, const char *prefix)
 		collect(o, prefix, 1, 1500 * slowf, 0, &third);
 	}
 	sc_free(o);
-	report(name, first.n == 2 && !strcmp(why, "ok") && third.n == 0,
-	       "first login %d; second: %s; third login %d", first.n, why, third.n);
+	xt_report(name, first.n == 2 && !strcmp(why, "ok") && third.n == 0,
+		  "first login %d; second: %s; third login %d", first.n, why, third.n);
 }
 
 static void t_flush(void)
@@ -1037,7 +1020,7 @@ static void t_offline_ack(void)
 	long h = -1;
 
 	if (!s || !sc_enable(s, false, NULL, 0)) {
-		report(name, false, "login or enable failed");
+		xt_report(name, false, "login or enable failed");
 		sc_free(s);
 		return;
 	}
@@ -1049,9 +1032,9 @@ static void t_offline_ack(void)
 		collect(x, "of", 2, slow_ms, 500, &got);
 		exactly(&got, "of", 2, why, sizeof(why));
 	}
-	report(name, h == 2 && !s->h_over && !strcmp(why, "ok") && got.delayed == 2,
-	       "h=%ld%s; at login: %s, %d with <delay/>", h, s->h_over ? " (above 2)" : "", why,
-	       got.delayed);
+	xt_report(name, h == 2 && !s->h_over && !strcmp(why, "ok") && got.delayed == 2,
+		  "h=%ld%s; at login: %s, %d with <delay/>", h, s->h_over ? " (above 2)" : "", why,
+		  got.delayed);
 	sc_free(s);
 	sc_free(x);
 }
@@ -1115,7 +1098,7 @@ static void t_receipts_markers(void)
 	bool ok = true;
 
 	if (!s || !sc_enable(s, false, NULL, 0)) {
-		report(name, false, "login or enable failed");
+		xt_report(name, false, "login or enable failed");
 		sc_free(s);
 		return;
 	}
@@ -1165,9 +1148,9 @@ static void t_receipts_markers(void)
 				deadline = now_ms() + 1000;	/* and no second copy */
 		}
 	}
-	report(name, h == 3 && ok && seen[0] == 1 && seen[1] == 1 && seen[2] == 1,
-	       "sender h=%ld; rm1..rm3 seen %d, %d, %d times; %s", h, seen[0], seen[1], seen[2],
-	       why);
+	xt_report(name, h == 3 && ok && seen[0] == 1 && seen[1] == 1 && seen[2] == 1,
+		  "sender h=%ld; rm1..rm3 seen %d, %d, %d times; %s", h, seen[0], seen[1], seen[2],
+		  why);
 	sc_free(s);
 	sc_free(o);
 }
@@ -1187,8 +1170,8 @@ static void t_origin_id(void)
 	long h1 = -1, h2 = -1;
 
 	if (!a || !r || !sc_enable(a, false, NULL, 0)) {
-		report(name, false, "login or enable failed");
-		report(sid_name, false, "login or enable failed");
+		xt_report(name, false, "login or enable failed");
+		xt_report(sid_name, false, "login or enable failed");
 		goto out;
 	}
 	sc_presence(r);
@@ -1204,13 +1187,13 @@ static void t_origin_id(void)
 		h2 = wait_ack(a2, 2, slow_ms);
 	}
 	collect(r, "od", 2, slow_ms, 1000, &got);
-	report(name, got.n == 2 && !got.other && !strcmp(got.body[0], "od1") &&
-	       !strcmp(got.body[1], "od2") && h1 == 2 && h2 == 2,
-	       "%d messages (%s, %s); h %ld then %ld", got.n, got.n > 0 ? got.body[0] : "-",
-	       got.n > 1 ? got.body[1] : "-", h1, h2);
-	report(sid_name, got.sid == got.n && got.n == 2 &&
-	       strcmp(got.sid_id[0], got.sid_id[1]) != 0, "%d of %d with our stanza-id (%s, %s)",
-	       got.sid, got.n, got.sid_id[0], got.sid_id[1]);
+	xt_report(name, got.n == 2 && !got.other && !strcmp(got.body[0], "od1") &&
+		  !strcmp(got.body[1], "od2") && h1 == 2 && h2 == 2,
+		  "%d messages (%s, %s); h %ld then %ld", got.n, got.n > 0 ? got.body[0] : "-",
+		  got.n > 1 ? got.body[1] : "-", h1, h2);
+	xt_report(sid_name, got.sid == got.n && got.n == 2 &&
+		  strcmp(got.sid_id[0], got.sid_id[1]) != 0, "%d of %d with our stanza-id (%s, %s)",
+		  got.sid, got.n, got.sid_id[0], got.sid_id[1]);
 out:
 	sc_free(a);
 	sc_free(a2);
@@ -1241,8 +1224,8 @@ static int crash_send(void)
 		}
 		h = wait_ack(s, 2 * CRASH_N, resume_s * 1000 + 3 * slow_ms);
 	}
-	report("kill -9: the sender has <a h/> for all 40 messages (20 to an offline user, "
-	       "20 to a client that never acks)", h == 2 * CRASH_N, "h=%ld", h);
+	xt_report("kill -9: the sender has <a h/> for all 40 messages (20 to an offline user, "
+		  "20 to a client that never acks)", h == 2 * CRASH_N, "h=%ld", h);
 	/* The harness kills parleyd as soon as this line is out, then us. */
 	printf("# acked\n");
 	fflush(stdout);
@@ -1268,10 +1251,10 @@ static int crash_check(void)
 		snprintf(name, sizeof(name), "kill -9 right after the acks, restart: %s gets its "
 			 "%d acked messages once, in order", i ? "the recipient that never acked" :
 			 "the offline recipient", CRASH_N);
-		report(name, !strcmp(why, "ok"), "%s", why);
+		xt_report(name, !strcmp(why, "ok"), "%s", why);
 		sc_free(r);
 	}
-	return failures ? 1 : 0;
+	return xt_failures ? 1 : 0;
 }
 
 static const struct {
@@ -1308,5 +1291,5 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
 		if (argc < 2 || !strcmp(argv[1], tests[i].name))	/* one, by name */
 			tests[i].fn();
-	return failures ? 1 : 0;
+	return xt_failures ? 1 : 0;
 }

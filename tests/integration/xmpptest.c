@@ -500,6 +500,24 @@ void xt_free(struct xt *c)
 	free(c);
 }
 
+int xt_failures;
+
+void xt_report(const char *name, bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s - %s\n", ok ? "ok" : "not ok", name);
+	if (!ok) {
+		xt_failures++;
+		printf("# ");
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		printf("\n");
+	}
+	fflush(stdout);
+}
+
 void xt_set_timeout(struct xt *c, int ms) { c->timeout_ms = ms; }
 int xt_set_rcvbuf(struct xt *c, int bytes)
 {

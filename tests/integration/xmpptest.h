@@ -71,6 +71,12 @@ struct xt;
 
 /* TCP connect to ip:port, bound to src_ip first when it is not NULL. NULL on failure,
  * with the reason in err. */
+/* One TAP line, "ok - NAME" or "not ok - NAME" and a "# " comment from fmt;
+ * failures are counted in xt_failures. */
+void xt_report(const char *name, bool ok, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+extern int xt_failures;
+
 struct xt *xt_connect(const char *ip, int port, const char *src_ip, char *err,
 		      size_t errlen);
 void xt_free(struct xt *c);
