@@ -34,6 +34,7 @@
 #include "server.h"
 #include "session.h"
 #include "stanza.h"
+#include "util.h"
 
 #define NS_SM "urn:xmpp:sm:3"
 #define TOKEN_LEN 32
@@ -46,6 +47,53 @@ static const struct module_option options[] = {
 	  "unacknowledged stanzas kept per session; past it the stream is closed" },
 	{ NULL }
 };
+
+/*
+ * Sessions that ended with resumption enabled, for <failed h/> (XEP-0198 §5: a
+ * client whose <resume/> comes too late learns how many of its stanzas we
+ * handled, and resends only the rest instead of all or none). h is the settled
+ * count, as in our <a/>: never more than what is delivered or stored. A ring in
+ * static memory (untouched pages cost nothing): the oldest entry makes room,
+ * and an entry is good for an hour.
+ */
+#define GONE_MAX 4096
+#define GONE_TTL 3600
+
+static struct gone {
+	char token[TOKEN_LEN + 1];
+	uint64_t bare;		/* hash of the account's bare JID */
+	uint32_t h;
+	time_t at;
+} gone[GONE_MAX];
+static unsigned gone_next;
+
+static void gone_add(const char *token, const struct jid *j, uint32_t h)
+{
+	struct gone *g = &gone[gone_next++ % GONE_MAX];
+
+	memcpy(g->token, token, TOKEN_LEN + 1);
+	g->bare = util_hash64(j->full, j->bare_len);
+	g->h = h;
+	g->at = time(NULL);
+}
+
+static const struct gone *gone_find(const char *token, const char *user, const char *host)
+{
+	struct jid *bare = jid_make(user, host, NULL, NULL);
+	const struct gone *found = NULL;
+	time_t now = time(NULL);
+	uint64_t b;
+
+	if (!bare)
+		return NULL;
+	b = util_hash64(bare->full, bare->bare_len);
+	jid_free(bare);
+	for (unsigned i = 0; i < GONE_MAX && !found; i++)
+		if (gone[i].at && now - gone[i].at < GONE_TTL && gone[i].bare == b &&
+		    CRYPTO_memcmp(gone[i].token, token, TOKEN_LEN) == 0)
+			found = &gone[i];
+	return found;
+}
 
 struct item {
 	struct xml_node *st;
@@ -276,10 +324,12 @@ static int on_features(struct module *m, struct hook_args *a)
 	return HOOK_PASS;
 }
 
-static void failed(struct session *s, struct c2s *stream, const char *cond)
+static void failed_h(struct session *s, struct c2s *stream, const char *cond, const char *h)
 {
 	struct xml_node *f = xml_new("failed", NS_SM);
 
+	if (f && h)
+		xml_attr_set(f, "h", h);
 	if (f && xml_add_child(f, cond, NS_STANZAS)) {
 		if (s)
 			session_write(s, f);
@@ -287,6 +337,11 @@ static void failed(struct session *s, struct c2s *stream, const char *cond)
 			c2s_write(stream, f);
 	}
 	xml_unref(f);
+}
+
+static void failed(struct session *s, struct c2s *stream, const char *cond)
+{
+	failed_h(s, stream, cond, NULL);
 }
 
 static void enable(struct module *m, struct session *s, const struct xml_node *el)
@@ -431,6 +486,9 @@ static int on_closed(struct module *m, struct hook_args *a)
 	if (sm) {
 		event_del(sm->timer);
 		store_unacked(sm);
+		if (sm->resume)
+			gone_add(sm->token, session_jid(sm->s),
+				 session_settled(sm->s) - sm->in_base);
 	}
 	return HOOK_PASS;
 }
@@ -477,9 +535,14 @@ static int on_prebind(struct module *m, struct hook_args *a)
 		}
 	}
 	if (!sm) {
-		log_info("stream_mgmt", "%s@%s: no session to resume (%s)", a->user, a->host,
-			 previd ? previd : "no previd");
-		failed(NULL, a->stream, "item-not-found");
+		const struct gone *g = previd && strlen(previd) == TOKEN_LEN ?
+				       gone_find(previd, a->user, a->host) : NULL;
+
+		log_info("stream_mgmt", "%s@%s: no session to resume (%s%s)", a->user, a->host,
+			 previd ? previd : "no previd", g ? ", ended" : "");
+		if (g)
+			snprintf(hs, sizeof(hs), "%u", g->h);
+		failed_h(NULL, a->stream, "item-not-found", g ? hs : NULL);
 		return HOOK_STOP;
 	}
 	switch (ack(sm, h)) {
