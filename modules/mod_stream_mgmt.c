@@ -34,6 +34,7 @@
 #include "server.h"
 #include "session.h"
 #include "stanza.h"
+#include "stream.h"
 #include "util.h"
 
 #define NS_SM "urn:xmpp:sm:3"
@@ -324,7 +325,7 @@ static int on_features(struct module *m, struct hook_args *a)
 	return HOOK_PASS;
 }
 
-static void failed_h(struct session *s, struct c2s *stream, const char *cond, const char *h)
+static void failed_h(struct session *s, struct stream *stream, const char *cond, const char *h)
 {
 	struct xml_node *f = xml_new("failed", NS_SM);
 
@@ -334,12 +335,12 @@ static void failed_h(struct session *s, struct c2s *stream, const char *cond, co
 		if (s)
 			session_write(s, f);
 		else
-			c2s_write(stream, f);
+			stream_write(stream, f);
 	}
 	xml_unref(f);
 }
 
-static void failed(struct session *s, struct c2s *stream, const char *cond)
+static void failed(struct session *s, struct stream *stream, const char *cond)
 {
 	failed_h(s, stream, cond, NULL);
 }

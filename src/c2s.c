@@ -34,6 +34,7 @@
 #include "server.h"
 #include "session.h"
 #include "stanza.h"
+#include "stream.h"
 #include "tls.h"
 #include "vhost.h"
 #include "xmlstream.h"
@@ -48,6 +49,7 @@ enum c2s_state {
 };
 
 struct c2s {
+	struct stream st;		/* first: a struct stream * is a struct c2s * */
 	int refs;
 	enum c2s_state state;
 	struct conn *conn;
@@ -71,7 +73,6 @@ struct c2s {
 };
 
 static struct c2s *all;
-static struct c2s_stats stats;
 static struct event *sweep;
 
 /* Streams quiet for a whole interval (10-20 s) give their parser's memory back
@@ -84,8 +85,6 @@ static void process_input(struct c2s *c);
 static void bounce(struct c2s *c, struct xml_node *st, const char *cond, const char *text);
 static void resume_input(struct c2s *c);
 static void c2s_lost(struct c2s *c, const char *reason);
-
-const struct c2s_stats *c2s_stats(void) { return &stats; }
 
 /* ---- output ---- */
 
@@ -101,16 +100,15 @@ static void send_xml(struct c2s *c, const struct xml_node *n)
 		conn_write_xml(c->conn, n, NS_CLIENT);
 }
 
-void c2s_write(struct c2s *c, const struct xml_node *n)
-{
-	send_xml(c, n);
-}
+static void c2s_error(struct c2s *c, const char *condition, const char *text);
+static void c2s_error_extra(struct c2s *c, const char *condition, const char *text,
+			    const struct xml_node *extra);
 
 /* Output waiting for a client that does not read: bounded, or a stalled
  * reader would hold the server's memory hostage. */
 #define C2S_OUTPUT_MAX (4u << 20)
 
-void c2s_send(struct c2s *c, const struct xml_node *stanza)
+static void c2s_send(struct c2s *c, const struct xml_node *stanza)
 {
 	if (c->state != C2S_SESSION)
 		return;
@@ -118,7 +116,7 @@ void c2s_send(struct c2s *c, const struct xml_node *stanza)
 		c2s_error(c, "policy-violation", "the client does not read its stream");
 		return;
 	}
-	stats.stanzas_out++;
+	stream_stats.stanzas_out++;
 	send_xml(c, stanza);
 }
 
@@ -155,13 +153,13 @@ static void send_header(struct c2s *c, const char *from)
  * A stream error closes the stream (RFC 6120 §4.9): if our header is not out
  * yet it goes first, then the error, then </stream:stream>.
  */
-void c2s_error(struct c2s *c, const char *condition, const char *text)
+static void c2s_error(struct c2s *c, const char *condition, const char *text)
 {
 	c2s_error_extra(c, condition, text, NULL);
 }
 
-void c2s_error_extra(struct c2s *c, const char *condition, const char *text,
-		     const struct xml_node *extra)
+static void c2s_error_extra(struct c2s *c, const char *condition, const char *text,
+			    const struct xml_node *extra)
 {
 	struct xml_node *e;
 
@@ -213,20 +211,73 @@ static void c2s_lost(struct c2s *c, const char *reason)
 	c->sess = NULL;
 }
 
-void c2s_release_session(struct c2s *c)
+/* ---- the stream interface (stream.h) ---- */
+
+static struct c2s *of(const struct stream *st)
 {
-	c->sess = NULL;
+	return (struct c2s *)st;
 }
 
-void c2s_attach_session(struct c2s *c, struct session *s)
+static void op_send(struct stream *st, const struct xml_node *n) { c2s_send(of(st), n); }
+static void op_write(struct stream *st, const struct xml_node *n) { send_xml(of(st), n); }
+
+static void op_close(struct stream *st, const char *condition, const char *text,
+		     const struct xml_node *extra)
 {
+	c2s_error_extra(of(st), condition, text, extra);
+}
+
+static const char *op_peer(const struct stream *st)
+{
+	return of(st)->conn ? conn_peer(of(st)->conn) : "";
+}
+
+static bool op_secure(const struct stream *st)
+{
+	return of(st)->conn && conn_is_tls(of(st)->conn);
+}
+
+static size_t op_channel_binding(const struct stream *st, const char *type,
+				 unsigned char *out, size_t max)
+{
+	SSL *ssl = of(st)->conn ? conn_ssl(of(st)->conn) : NULL;
+
+	if (!ssl)
+		return 0;
+	if (strcmp(type, "tls-exporter") == 0)
+		return tls_cb_exporter(ssl, out, max);
+	if (strcmp(type, "tls-server-end-point") == 0)
+		return tls_cb_server_end_point(ssl, out, max);
+	if (strcmp(type, "tls-unique") == 0)
+		return tls_cb_unique(ssl, out, max);
+	return 0;
+}
+
+static void op_release(struct stream *st)
+{
+	of(st)->sess = NULL;
+}
+
+static void op_attach(struct stream *st, struct session *s)
+{
+	struct c2s *c = of(st);
+
 	c->sess = s;
 	c->state = C2S_SESSION;
 	log_info("c2s", "%s: resumed %s", conn_peer(c->conn), session_jid(s)->full);
 }
 
-const char *c2s_peer(const struct c2s *c) { return c->conn ? conn_peer(c->conn) : ""; }
-bool c2s_tls(const struct c2s *c) { return c->conn && conn_is_tls(c->conn); }
+static const struct stream_ops c2s_ops = {
+	.name = "c2s",
+	.send = op_send,
+	.write = op_write,
+	.close = op_close,
+	.peer = op_peer,
+	.secure = op_secure,
+	.channel_binding = op_channel_binding,
+	.release = op_release,
+	.attach = op_attach,
+};
 
 /* ---- life cycle ---- */
 
@@ -258,11 +309,11 @@ static void c2s_finish(struct c2s *c, const char *reason)
 		all = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	stats.open--;
+	stream_stats.open--;
 	if (c->authenticated)
-		stats.authenticated--;
+		stream_stats.authenticated--;
 	if (c->counted_ip)
-		ip_release(conn_peer(c->conn));
+		listener_ip_release(conn_peer(c->conn));
 	auth_free(c->auth);
 	c->auth = NULL;
 	xmlstream_free(c->xs);
@@ -375,8 +426,8 @@ static void start_sweep(void)
 	}
 }
 
-void c2s_accept(evutil_socket_t fd, const struct sockaddr *sa,
-		const struct config_listener *l)
+static void c2s_accept(evutil_socket_t fd, const struct sockaddr *sa,
+		       const struct config_listener *l)
 {
 	struct c2s *c = calloc(1, sizeof(*c));
 	struct xmlstream_limits lim = {
@@ -390,6 +441,7 @@ void c2s_accept(evutil_socket_t fd, const struct sockaddr *sa,
 		return;
 	}
 	start_sweep();
+	c->st.ops = &c2s_ops;
 	c->refs = 1;
 	c->active = true;
 	c->lcfg = l;
@@ -403,20 +455,25 @@ void c2s_accept(evutil_socket_t fd, const struct sockaddr *sa,
 	if (all)
 		all->prev = c;
 	all = c;
-	stats.open++;
-	stats.connections++;
+	stream_stats.open++;
+	stream_stats.connections++;
 	if (!c->xs) {
 		c2s_error(c, "internal-server-error", NULL);
 		return;
 	}
 	conn_set_timeout(c->conn, server.cfg->limits.idle_timeout);
-	if (!ip_acquire(conn_peer(c->conn))) {
+	if (!listener_ip_acquire(conn_peer(c->conn))) {
 		c2s_error(c, "policy-violation", "too many connections from your address");
 		return;
 	}
 	c->counted_ip = true;
 	log_debug("c2s", "%s: connected (%s)", conn_peer(c->conn),
 		  l->tls == TLS_DIRECT ? "direct TLS" : "plain");
+}
+
+int c2s_init(void)
+{
+	return listener_register(LISTEN_C2S, c2s_accept);
 }
 
 void c2s_shutdown_all(void)
@@ -634,7 +691,7 @@ static void on_auth(void *arg, enum auth_result r, const char *payload_xml,
 		send_raw(c, payload_xml);
 		c->user = strdup(user);	/* user points into the auth freed below */
 		c->authenticated = true;
-		stats.authenticated++;
+		stream_stats.authenticated++;
 		log_info("c2s", "%s: authenticated as %s@%s", conn_peer(c->conn), user,
 			 vhost_name(c->vh));
 		auth_free(c->auth);
@@ -648,14 +705,14 @@ static void on_auth(void *arg, enum auth_result r, const char *payload_xml,
 		c->state = C2S_OPENING;
 		break;
 	case AUTH_FAILURE:
-		stats.auth_failures++;
+		stream_stats.auth_failures++;
 		send_raw(c, payload_xml);
 		auth_free(c->auth);
 		c->auth = NULL;
 		c->state = C2S_NEGOTIATING;
 		break;
 	case AUTH_REFUSED:
-		stats.auth_failures++;
+		stream_stats.auth_failures++;
 		send_raw(c, payload_xml);
 		auth_free(c->auth);
 		c->auth = NULL;
@@ -769,7 +826,7 @@ static void handle_bind(struct c2s *c, struct xml_node *iq, struct xml_node *bin
 		}
 		return;
 	}
-	c->sess = sm_bind(c, full);
+	c->sess = sm_bind(&c->st, full);
 	if (!c->sess) {
 		jid_free(full);
 		c2s_error(c, "internal-server-error", NULL);
@@ -909,7 +966,7 @@ static bool route_session_stanza(struct c2s *c, struct xml_node *st)
 			goto out;
 		}
 	}
-	stats.stanzas_in++;
+	stream_stats.stanzas_in++;
 	struct hook_args a = { .sess = c->sess, .stanza = st, .from = me, .to = toj };
 	if (hooks_run(vhost_name(c->vh), HOOK_USER_SEND, &a) == HOOK_STOP)
 		goto out;
@@ -966,7 +1023,7 @@ static void on_stanza(void *arg, struct xml_node *st)
 			break;
 		}
 		if (!is_client) {
-			struct hook_args a = { .stanza = st, .user = c->user, .stream = c };
+			struct hook_args a = { .stanza = st, .user = c->user, .stream = &c->st };
 
 			if (hooks_run(vhost_name(c->vh), HOOK_C2S_PREBIND, &a) == HOOK_STOP)
 				break;

@@ -32,27 +32,27 @@ struct loader {
 	struct config_errors *errs;
 };
 
-static void __attribute__((format(printf, 3, 4)))
-problem(struct loader *ld, unsigned line, const char *fmt, ...)
+void config_error(struct config_errors *errs, const char *path, unsigned line,
+		  const char *fmt, ...)
 {
-	char msg[1024];
-	char *full;
-	char **grown;
+	char msg[1024], *full, **grown;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (asprintf(&full, "%s:%u: %s", ld->path, line, msg) < 0)
+	if (asprintf(&full, "%s:%u: %s", path, line, msg) < 0)
 		return;
-	grown = realloc(ld->errs->msgs, (ld->errs->count + 1) * sizeof(*grown));
+	grown = realloc(errs->msgs, (errs->count + 1) * sizeof(*grown));
 	if (!grown) {
 		free(full);
 		return;
 	}
-	ld->errs->msgs = grown;
-	ld->errs->msgs[ld->errs->count++] = full;
+	errs->msgs = grown;
+	errs->msgs[errs->count++] = full;
 }
+
+#define problem(ld, line, ...) config_error((ld)->errs, (ld)->path, line, __VA_ARGS__)
 
 /* ---- value parsers: each returns 0, or -1 after reporting the problem ---- */
 

@@ -18,7 +18,10 @@
 
 #include "log.h"
 
-enum listener_type { LISTEN_C2S, LISTEN_S2S, LISTEN_HTTP, LISTEN_COMPONENT };
+enum listener_type {
+	LISTEN_C2S, LISTEN_S2S, LISTEN_HTTP, LISTEN_COMPONENT,
+	LISTEN_TYPE_COUNT
+};
 
 enum tls_mode {
 	TLS_NONE,	/* plain text only (loopback tests, behind a TLS proxy) */
@@ -102,6 +105,10 @@ struct config_errors {
 struct config *config_load(const char *path, struct config_errors *errs);
 void config_free(struct config *cfg);
 void config_errors_free(struct config_errors *errs);
+/* Appends "PATH:LINE: message" to errs (nothing if memory runs out): every
+ * part of the core that checks the config reports through this. */
+void config_error(struct config_errors *errs, const char *path, unsigned line,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 const struct config_host *config_host_find(const struct config *cfg, const char *name);
 const char *config_listener_type_name(enum listener_type t);

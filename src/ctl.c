@@ -19,13 +19,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "c2s.h"
 #include "db.h"
 #include "jid.h"
 #include "log.h"
 #include "router.h"
 #include "server.h"
 #include "session.h"
+#include "stream.h"
 #include "vhost.h"
 
 static struct evconnlistener *ctl_lev;
@@ -97,7 +97,7 @@ static int cmd_status(struct out *o, int argc, char **argv)
 
 static int cmd_stats(struct out *o, int argc, char **argv)
 {
-	const struct c2s_stats *c = c2s_stats();
+	const struct stream_stats *c = &stream_stats;
 	const struct router_stats *r = router_stats();
 	long up = (long)(time(NULL) - server.started);
 	long rss = rss_kb();

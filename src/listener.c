@@ -13,7 +13,6 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 
-#include "c2s.h"
 #include "log.h"
 #include "util.h"
 #include "server.h"
@@ -26,6 +25,15 @@ struct listener {
 
 static struct listener *listeners;
 static size_t nlisteners;
+static listener_accept_fn handlers[LISTEN_TYPE_COUNT];
+
+int listener_register(enum listener_type type, listener_accept_fn fn)
+{
+	if ((unsigned)type >= LISTEN_TYPE_COUNT || handlers[type])
+		return -1;
+	handlers[type] = fn;
+	return 0;
+}
 
 /* ---- per-address counts: a small open-addressing table ---- */
 
@@ -90,7 +98,7 @@ static void ip_remove(struct ip_count *slot)
 	}
 }
 
-bool ip_acquire(const char *ip)
+bool listener_ip_acquire(const char *ip)
 {
 	struct ip_count *s = ip_slot(ip, true);
 
@@ -105,7 +113,7 @@ bool ip_acquire(const char *ip)
 	return true;
 }
 
-void ip_release(const char *ip)
+void listener_ip_release(const char *ip)
 {
 	struct ip_count *s = ip_slot(ip, false);
 
@@ -120,15 +128,9 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 {
 	struct listener *l = arg;
 
-	switch (l->cfg->type) {
-	case LISTEN_C2S:
-		c2s_accept(fd, sa, l->cfg);
-		break;
-	default:
-		/* s2s, http and component streams come with their own issues. */
-		evutil_closesocket(fd);
-		break;
-	}
+	(void)lev;
+	(void)salen;
+	handlers[l->cfg->type](fd, sa, l->cfg);
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -169,7 +171,7 @@ int listeners_start(const struct config *cfg)
 		int sslen = sizeof(ss);
 		char addr[128];
 
-		if (lc->type != LISTEN_C2S) {
+		if (!handlers[lc->type]) {
 			log_info("listener", "%s listener on port %u: not served by this version "
 				 "yet", config_listener_type_name(lc->type), lc->port);
 			continue;

@@ -36,7 +36,7 @@
 
 struct module;
 struct session;
-struct c2s;
+struct stream;
 
 /* ---- options: declared as a table, checked by the core ---- */
 
@@ -120,7 +120,7 @@ struct hook_args {
 	const char *user;		/* HOOK_USER_REMOVED: the localpart */
 	const char *reason;		/* HOOK_SESSION_CLOSED: why, for the log */
 	bool preauth;			/* HOOK_STREAM_FEATURES: before authentication */
-	struct c2s *stream;		/* HOOK_C2S_PREBIND: the stream, for session_resume */
+	struct stream *stream;		/* HOOK_C2S_PREBIND: the stream, for session_resume */
 };
 
 typedef int (*hook_fn)(struct module *m, struct hook_args *a);
@@ -129,8 +129,6 @@ void module_hook(struct module *m, enum hook h, int priority, hook_fn fn);
 /* Runs a hook's handlers for host (a module may raise one: mod_stream_mgmt hands
  * unacknowledged messages to HOOK_OFFLINE_MESSAGE). HOOK_STOP if one took it. */
 int hooks_run(const char *host, enum hook h, struct hook_args *a);
-/* Writes an element to a stream that has no session yet (a->stream). */
-void c2s_write(struct c2s *stream, const struct xml_node *n);
 
 /* ---- IQ handlers, by (host, type, payload namespace) ---- */
 

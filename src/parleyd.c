@@ -306,7 +306,7 @@ int main(int argc, char **argv)
 	}
 	if (load_modules(server.cfg) < 0)
 		goto out;
-	if (listeners_start(server.cfg) < 0 || ctl_start(server.cfg) < 0)
+	if (c2s_init() < 0 || listeners_start(server.cfg) < 0 || ctl_start(server.cfg) < 0)
 		goto out;
 	sigs[0] = evsignal_new(server.base, SIGTERM, on_stop_signal, NULL);
 	sigs[1] = evsignal_new(server.base, SIGINT, on_stop_signal, NULL);

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "c2s.h"
 #include "delivery.h"
 #include "log.h"
 #include "module.h"
+#include "stream.h"
 #include "util.h"
 #include "vhost.h"
 
@@ -38,7 +38,7 @@ struct inbound {
 struct session {
 	struct jid *jid;
 	struct session_slot *slots;	/* module data */
-	struct c2s *c2s;
+	struct stream *stream;		/* NULL while detached */
 	struct sm_user *user;
 	struct xml_node *presence;	/* last broadcast presence, or NULL */
 	int priority;
@@ -134,7 +134,7 @@ size_t sm_user_sessions(const struct jid *bare, struct session **out, size_t max
 
 size_t sm_count(void) { return sm.nsessions; }
 
-struct session *sm_bind(struct c2s *c2s, const struct jid *full)
+struct session *sm_bind(struct stream *stream, const struct jid *full)
 {
 	struct session *old = sm_find(full), *s;
 	struct sm_user **pp, *u;
@@ -143,9 +143,9 @@ struct session *sm_bind(struct c2s *c2s, const struct jid *full)
 		/* RFC 6120 §7.7.2.2: the newer session wins; the older one is told. */
 		log_info("sm", "%s: replaced by a new login", full->full);
 		/* The stream error unbinds the old session at once. */
-		if (old->c2s)
-			c2s_error(old->c2s, "conflict", "replaced by a new login with this "
-				  "resource");
+		if (old->stream)
+			stream_close(old->stream, "conflict", "replaced by a new login with "
+				     "this resource", NULL);
 		else
 			sm_unbind(old, "replaced by a new login");
 	}
@@ -177,7 +177,7 @@ struct session *sm_bind(struct c2s *c2s, const struct jid *full)
 		*pp = u;
 		sm.nusers++;
 	}
-	s->c2s = c2s;
+	s->stream = stream;
 	s->user = u;
 	s->started = time(NULL);
 	s->next = u->sessions;
@@ -287,11 +287,11 @@ const struct xml_node *session_presence(const struct session *s) { return s->pre
 time_t session_started(const struct session *s) { return s->started; }
 const char *session_address(const struct session *s)
 {
-	return s->c2s ? c2s_peer(s->c2s) : "";
+	return s->stream ? stream_peer(s->stream) : "";
 }
 
-bool session_tls(const struct session *s) { return s->c2s && c2s_tls(s->c2s); }
-bool session_detached(const struct session *s) { return !s->c2s; }
+bool session_tls(const struct session *s) { return s->stream && stream_secure(s->stream); }
+bool session_detached(const struct session *s) { return !s->stream; }
 
 void session_send(struct session *s, const struct xml_node *stanza)
 {
@@ -299,14 +299,14 @@ void session_send(struct session *s, const struct xml_node *stanza)
 
 	if (hooks_run(s->jid->domain, HOOK_USER_RECV, &a) == HOOK_STOP)
 		return;
-	if (s->c2s)
-		c2s_send(s->c2s, stanza);
+	if (s->stream)
+		stream_send(s->stream, stanza);
 }
 
 void session_write(struct session *s, const struct xml_node *n)
 {
-	if (s->c2s)
-		c2s_send(s->c2s, n);
+	if (s->stream)
+		stream_send(s->stream, n);
 }
 
 void session_close(struct session *s, const char *condition, const char *text)
@@ -317,29 +317,30 @@ void session_close(struct session *s, const char *condition, const char *text)
 void session_close_extra(struct session *s, const char *condition, const char *text,
 			 const struct xml_node *extra)
 {
-	if (s->c2s)
-		c2s_error_extra(s->c2s, condition, text, extra);
+	if (s->stream)
+		stream_close(s->stream, condition, text, extra);
 	else
 		sm_unbind(s, condition);
 }
 
 void session_detach(struct session *s)
 {
-	s->c2s = NULL;
+	s->stream = NULL;
 }
 
-int session_resume(struct session *s, struct c2s *stream)
+int session_resume(struct session *s, struct stream *stream)
 {
-	struct c2s *old = s->c2s;
+	struct stream *old = s->stream;
 
 	if (old) {
 		/* The old connection may not know yet that it is dead. */
-		s->c2s = NULL;
-		c2s_release_session(old);
-		c2s_error(old, "conflict", "the session was resumed on another connection");
+		s->stream = NULL;
+		old->ops->release(old);
+		stream_close(old, "conflict", "the session was resumed on another connection",
+			     NULL);
 	}
-	s->c2s = stream;
-	c2s_attach_session(stream, s);
+	s->stream = stream;
+	stream->ops->attach(stream, s);
 	return 0;
 }
 

@@ -4,7 +4,7 @@
  * A session is a bound resource of a local user (RFC 6120 §7). The manager keeps
  * them by bare JID, with each one's priority and availability (RFC 6121 §4), so
  * the router can pick the resources a stanza goes to. Sessions are owned by their
- * stream (c2s); modules only look them up and send to them.
+ * stream (stream.h: any transport); modules only look them up and send to them.
  */
 #ifndef PARLEY_SESSION_H
 #define PARLEY_SESSION_H
@@ -18,7 +18,7 @@
 #include "xml.h"
 
 struct session;
-struct c2s;
+struct stream;
 
 const struct jid *session_jid(const struct session *s);
 /* The priority of the last available presence (RFC 6121 §4.7.2.3), 0 before. */
@@ -68,8 +68,7 @@ uint32_t session_settled(const struct session *s);
 bool session_detached(const struct session *s);
 /* Moves a session onto another authenticated stream (resumption); a stream it
  * still has is closed with <conflict/>. */
-struct c2s;
-int session_resume(struct session *s, struct c2s *stream);
+int session_resume(struct session *s, struct stream *stream);
 
 /* Exact resource, or NULL. */
 struct session *sm_find(const struct jid *full);
@@ -77,11 +76,11 @@ struct session *sm_find(const struct jid *full);
 size_t sm_user_sessions(const struct jid *bare, struct session **out, size_t max);
 size_t sm_count(void);
 
-/* ---- for the core (c2s, ctl) ---- */
+/* ---- for the core (transports, ctl) ---- */
 
-/* Binds a resource for a c2s stream; a session with the same full JID is closed
- * with <conflict/> first. Returns NULL on memory failure. */
-struct session *sm_bind(struct c2s *c2s, const struct jid *full);
+/* Binds a resource for a stream; a session with the same full JID is closed
+ * with <conflict/> first. Returns NULL on memory failure or too many resources. */
+struct session *sm_bind(struct stream *stream, const struct jid *full);
 /* Unbinds (the stream is going away); runs HOOK_SESSION_CLOSED. */
 void sm_unbind(struct session *s, const char *reason);
 /* Unbinds every session left (detached ones at shutdown). */

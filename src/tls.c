@@ -32,20 +32,12 @@ static struct {
 static void ssl_problem(struct config_errors *errs, const char *path, unsigned line,
 			const char *what, const char *file)
 {
-	char buf[256], *full, **grown;
+	char buf[256];
 	unsigned long e = ERR_get_error();
 
 	ERR_error_string_n(e, buf, sizeof(buf));
 	ERR_clear_error();
-	if (asprintf(&full, "%s:%u: %s %s: %s", path, line, what, file, buf) < 0)
-		return;
-	grown = realloc(errs->msgs, (errs->count + 1) * sizeof(*grown));
-	if (!grown) {
-		free(full);
-		return;
-	}
-	errs->msgs = grown;
-	errs->msgs[errs->count++] = full;
+	config_error(errs, path, line, "%s %s: %s", what, file, buf);
 }
 
 static int on_sni(SSL *ssl, int *alert, void *arg)

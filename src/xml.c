@@ -25,7 +25,7 @@
 #define NS_STREAMS "http://etherx.jabber.org/streams"
 #define NS_XMLNS "http://www.w3.org/2000/xmlns/"
 /* expat joins "URI" SEP "local": a byte that XML 1.0 forbids can never be in either. */
-#define NS_SEP '\x01'
+#define NS_SEP XML_NS_SEP
 /* U+FFFD, written in place of bytes that are not valid UTF-8 or not XML 1.0 chars */
 #define REPLACEMENT "\xEF\xBF\xBD"
 /* How many earlier attributes are searched for a prefix to share (bounds the work
@@ -771,22 +771,19 @@ char *xml_to_string(const struct xml_node *node, size_t *lenp)
 
 /* ---- parsing whole documents ---- */
 
-/* An element from expat's "URI<SEP>local" name and attribute list. */
-static struct xml_node *new_parsed(const char *qname, const char **atts)
+struct xml_node *xml_new_expat(const char *qname, const char **atts, unsigned count)
 {
 	const char *sep = strchr(qname, NS_SEP);
 	struct xml_node *n = xml_new(sep ? sep + 1 : qname, NULL);
-	unsigned count = 0;
 
 	if (!n)
 		return NULL;
 	if (sep && !(n->ns = dup_n(qname, (size_t)(sep - qname))))
 		goto fail;
-	while (atts[2 * count])
-		count++;
 	if (!count)
 		return n;
-	/* expat has already refused duplicates: no look-ups needed */
+	/* expat has already refused duplicates: no look-ups, which would be
+	 * quadratic in a hostile element's attribute count */
 	n->attrs = calloc(count, sizeof(*n->attrs));
 	if (!n->attrs)
 		goto fail;
@@ -838,11 +835,14 @@ static void parse_start(void *ud, const char *name, const char **atts)
 {
 	struct parse_ctx *ctx = ud;
 	struct xml_node *n;
+	unsigned count = 0;
 
 	if (ctx->err)
 		return;
 	parse_flush(ctx);
-	n = new_parsed(name, atts);
+	while (atts[2 * count])
+		count++;
+	n = xml_new_expat(name, atts, count);
 	if (!n) {
 		parse_fail(ctx, "out of memory");
 		return;

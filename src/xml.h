@@ -99,6 +99,13 @@ char *xml_to_string(const struct xml_node *node, size_t *lenp);
 /* Escapes text for element content (attr false) or an attribute value (attr true). */
 int xml_escape(struct xml_buf *buf, const char *s, size_t len, bool attr);
 
+/* The separator both of our expat parsers are created with (XML_ParserCreateNS):
+ * names arrive as "URI<XML_NS_SEP>local". */
+#define XML_NS_SEP '\x01'
+/* An element from an expat start-tag callback: its qname and count attribute
+ * pairs (count as expat gives them). NULL without memory. */
+struct xml_node *xml_new_expat(const char *qname, const char **atts, unsigned count);
+
 /*
  * Parses a whole document (config files, tests) into a tree with line numbers.
  * On error returns NULL and writes "LINE: message" into err (errlen bytes).

@@ -34,7 +34,7 @@
 #include <strings.h>
 
 /* expat joins "URI" SEP "local": a byte XML 1.0 forbids cannot be in either. */
-#define NS_SEP '\x01'
+#define NS_SEP XML_NS_SEP
 #define STREAM_QNAME XMLSTREAM_NS_STREAMS "\x01stream"
 #define SLICE 1024
 /* The text buffer of an idle stream is freed above this size. */
@@ -149,43 +149,6 @@ static void expat_failed(struct xmlstream *xs, XML_Parser p)
 
 /* ---- building trees ---- */
 
-/* An element from expat's "URI<SEP>local" name and attributes. expat has already
- * refused duplicate attributes, so they are stored without look-ups (which would
- * be quadratic in a hostile element's attribute count). */
-static struct xml_node *new_element(const char *qname, const char **atts, unsigned count)
-{
-	const char *sep = strchr(qname, NS_SEP);
-	struct xml_node *n = xml_new(sep ? sep + 1 : qname, NULL);
-
-	if (!n)
-		return NULL;
-	if (sep && !(n->ns = strndup(qname, (size_t)(sep - qname))))
-		goto fail;
-	if (!count)
-		return n;
-	n->attrs = calloc(count, sizeof(*n->attrs));
-	if (!n->attrs)
-		goto fail;
-	n->attrs_cap = count;
-	for (unsigned i = 0; i < count; i++) {
-		const char *an = atts[2 * i];
-		struct xml_attr *a = &n->attrs[i];
-
-		sep = strchr(an, NS_SEP);
-		n->nattrs++;
-		a->name = strdup(sep ? sep + 1 : an);
-		a->value = strdup(atts[2 * i + 1]);
-		if (sep)
-			a->ns = strndup(an, (size_t)(sep - an));
-		if (!a->name || !a->value || (sep && !a->ns))
-			goto fail;
-	}
-	return n;
-fail:
-	xml_unref(n);
-	return NULL;
-}
-
 static int flush_text(struct xmlstream *xs)
 {
 	int r = 0;
@@ -220,7 +183,7 @@ static void open_stream(struct xmlstream *xs, const char *qname, const char **at
 		     "stream header with more than %u attributes", xs->lim.max_attrs);
 		return;
 	}
-	h = new_element(qname, atts, count);
+	h = xml_new_expat(qname, atts, count);
 	if (!h) {
 		fail(xs, XMLSTREAM_NO_MEMORY, "out of memory");
 		return;
@@ -269,7 +232,7 @@ static void on_start(void *ud, const char *qname, const char **atts)
 		xs->mark = (uint64_t)XML_GetCurrentByteIndex(p);
 	else if (flush_text(xs) < 0)
 		goto nomem;
-	n = new_element(qname, atts, count);
+	n = xml_new_expat(qname, atts, count);
 	if (!n)
 		goto nomem;
 	n->line = (unsigned)XML_GetCurrentLineNumber(p);
