@@ -3,8 +3,9 @@
  *
  * disco#info of the server lists the identity and the features every loaded
  * module declared; disco#info of an account (its bare JID) lists the account's
- * identity and features. disco#items of the server lists nothing yet (MUC and
- * upload services will add their components); of an account, nothing.
+ * identity and features. disco#items of the server lists the services on its
+ * subdomains (conference.HOST, upload.HOST: modules with a domain of their own,
+ * which answer their own disco); of an account, nothing.
  */
 #include <string.h>
 
@@ -14,8 +15,13 @@
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 
+struct options {
+	const char *name;
+};
+
 static const struct module_option options[] = {
-	{ "name", OPT_STRING, "Parley", 0, 0, "the server identity's name" },
+	{ "name", OPT_STRING, "Parley", 0, 0, MODULE_OPTION_AT(struct options, name),
+	  "the server identity's name" },
 	{ NULL },
 };
 
@@ -58,7 +64,7 @@ static int account_info(struct iq *iq)
 	return iq_reply(iq, q);
 }
 
-static int items(struct iq *iq)
+static int items_of(struct iq *iq, bool server)
 {
 	struct xml_node *q = xml_new("query", NS_DISCO_ITEMS);
 
@@ -68,28 +74,37 @@ static int items(struct iq *iq)
 		xml_unref(q);
 		return iq_error(iq, "item-not-found", "no such node");
 	}
+	/* XEP-0030 §4: the server's items are its services (conference.HOST...). */
+	if (server)
+		module_disco_services(iq->m, q);
 	return iq_reply(iq, q);
 }
 
+static int server_items(struct iq *iq) { return items_of(iq, true); }
+static int account_items(struct iq *iq) { return items_of(iq, false); }
+
 static int load(struct module *m)
 {
-	module_identity(m, "server", "im", module_opt_str(m, "name"));
+	const struct options *o = module_options(m);
+
+	module_identity(m, "server", "im", o->name);
 	module_feature(m, NS_DISCO_INFO);
 	module_feature(m, NS_DISCO_ITEMS);
 	module_account_identity(m, "account", "registered");
 	module_account_feature(m, NS_DISCO_INFO);
 	module_account_feature(m, NS_DISCO_ITEMS);
-	/* XEP-0359 §6: the core stamps every message to an account with a
-	 * stanza-id by the account's bare JID. */
+	/* XEP-0359 §6: the core (stanza_id.c) stamps every message to an account
+	 * with a stanza-id by the account's bare JID. */
 	module_account_feature(m, "urn:xmpp:sid:0");
 	module_iq(m, IQ_GET, NS_DISCO_INFO, server_info);
-	module_iq(m, IQ_GET, NS_DISCO_ITEMS, items);
+	module_iq(m, IQ_GET, NS_DISCO_ITEMS, server_items);
 	module_account_iq(m, IQ_GET, NS_DISCO_INFO, account_info);
-	module_account_iq(m, IQ_GET, NS_DISCO_ITEMS, items);
+	module_account_iq(m, IQ_GET, NS_DISCO_ITEMS, account_items);
 	return 0;
 }
 
 PARLEY_MODULE(disco,
 	.description = "XEP-0030: service discovery of the server and accounts",
 	.options = options,
+	.options_size = sizeof(struct options),
 	.load = load);

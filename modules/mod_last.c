@@ -16,7 +16,6 @@
 #include "log.h"
 #include "module.h"
 #include "roster.h"
-#include "server.h"
 #include "session.h"
 #include "stanza.h"
 
@@ -45,7 +44,7 @@ static struct xml_node *last_query(long long seconds, const char *status)
 
 static int server_last(struct iq *iq)
 {
-	return iq_reply(iq, last_query((long long)(time(NULL) - server.started), NULL));
+	return iq_reply(iq, last_query((long long)time(NULL) - module_started(), NULL));
 }
 
 static void on_last_row(void *arg, const PGresult *res, const char *err)
@@ -67,17 +66,17 @@ static void on_last_row(void *arg, const PGresult *res, const char *err)
 
 static void answer(struct iq *iq)
 {
-	struct session *list[64];
-	size_t n = sm_user_sessions(iq->to, list, 64);
+	struct session *list[SESSION_RESOURCES_MAX];
+	size_t n = sm_user_sessions(iq->to, list, SESSION_RESOURCES_MAX);
 	const char *params[2] = { iq->to->domain, iq->to->local };
 
-	for (size_t i = 0; i < n && i < 64; i++) {
+	for (size_t i = 0; i < n && i < SESSION_RESOURCES_MAX; i++) {
 		if (session_available(list[i])) {
 			iq_reply(iq, last_query(0, NULL));
 			return;
 		}
 	}
-	if (db_exec_prepared(server.db, 0, "last_get", 2, params, on_last_row, iq) < 0)
+	if (db_exec_prepared(module_db(iq->m), 0, "last_get", 2, params, on_last_row, iq) < 0)
 		iq_error(iq, "internal-server-error", NULL);
 }
 
@@ -111,6 +110,15 @@ static int account_last(struct iq *iq)
 	return 0;
 }
 
+/* A lost write means a wrong "last seen": say so (arg: the account, owned). */
+static void on_stored(void *arg, const PGresult *res, const char *err)
+{
+	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_error("last", "%s: the last activity could not be stored: %s", (char *)arg,
+			  res ? PQresultErrorMessage(res) : err);
+	free(arg);
+}
+
 static int on_closed(struct module *m, struct hook_args *a)
 {
 	const struct jid *j = session_jid(a->sess);
@@ -120,16 +128,23 @@ static int on_closed(struct module *m, struct hook_args *a)
 	const char *params[3] = { j->domain, j->local, status ? status : "" };
 
 	/* Only when the account's last session ends (this one is still counted). */
-	if (sm_user_sessions(j, list, 2) <= 1)
-		db_exec_prepared(server.db, 0, "last_store", 3, params, NULL, NULL);
+	if (sm_user_sessions(j, list, 2) <= 1) {
+		char *who = jid_bare_str(j);
+
+		if (!who || db_exec_prepared(module_db(m), 0, "last_store", 3, params, on_stored,
+					     who) < 0) {
+			log_error("last", "%s: the last activity could not be stored", j->full);
+			free(who);
+		}
+	}
 	free(status);
 	return HOOK_PASS;
 }
 
 static int load(struct module *m)
 {
-	if (db_prepare(server.db, "last_store", sql_store, 3) < 0 ||
-	    db_prepare(server.db, "last_get", sql_get, 2) < 0)
+	if (db_prepare(module_db(m), "last_store", sql_store, 3) < 0 ||
+	    db_prepare(module_db(m), "last_get", sql_get, 2) < 0)
 		return -1;
 	module_feature(m, NS_LAST);
 	module_account_feature(m, NS_LAST);

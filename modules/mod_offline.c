@@ -6,9 +6,13 @@
  * of the account next sends initial presence. A stored message leaves the store
  * only once the recipient has it: acked, when its session uses XEP-0198 (the
  * row's delivery is held by mod_stream_mgmt until then), written to its stream
- * otherwise. Each account keeps at most <limits offline-queue> messages (the
- * sender gets <resource-constraint/> past that), and messages older than
- * <limits retention-days> are deleted by a timer on the loop.
+ * otherwise. Each account keeps at most offline-queue messages (the sender gets
+ * <resource-constraint/> past that), and messages older than retention-days
+ * are deleted by a timer on the loop.
+ *
+ * Nothing goes out twice: a DELETE of delivered rows that fails keeps their ids
+ * here, skipped by the next flush and deleted again on the timer until the
+ * database takes it.
  *
  * Stores are group-committed: while one batch INSERT is in flight the next
  * ones gather, and go as one statement (one commit) when it returns. A
@@ -16,19 +20,16 @@
  * Everything of one host goes through one pool connection, in order, so a
  * flush never overtakes a store queued before it.
  */
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
 #include "db.h"
 #include "delivery.h"
 #include "log.h"
 #include "module.h"
 #include "router.h"
-#include "server.h"
 #include "session.h"
 #include "stanza.h"
 #include "util.h"
@@ -40,6 +41,21 @@
 #define STORE_BATCH 500		/* messages per batch INSERT */
 #define STORE_BATCH_BYTES (1u << 20)
 #define EXPIRY_INTERVAL 3600	/* seconds between retention sweeps */
+#define RETRY_INTERVAL 10	/* seconds between attempts at a failed DELETE */
+#define UNDELETED_MAX 100000	/* delivered ids kept while their DELETE fails */
+
+struct options {
+	long long queue, retention_days;
+};
+
+static const struct module_option options[] = {
+	{ "offline-queue", OPT_INT, "1000", 0, 10000000, MODULE_OPTION_AT(struct options, queue),
+	  "messages kept per offline account; past it the sender gets resource-constraint" },
+	{ "retention-days", OPT_INT, "365", 1, 36500,
+	  MODULE_OPTION_AT(struct options, retention_days),
+	  "days a stored message is kept before the hourly sweep deletes it" },
+	{ NULL },
+};
 
 /* One message (the fallback when a batch fails as a whole). The account's
  * count is kept by triggers (schema/005_offline_counts.sql). */
@@ -86,9 +102,21 @@ struct batch {
 	size_t bytes;
 };
 
+/* Rows delivered whose DELETE failed: still in the table, never sent again. */
+struct undeleted {
+	char *user;
+	long long *ids;
+	unsigned n;
+	bool retrying;			/* a DELETE for them is in flight */
+	struct undeleted *next;
+};
+
 struct offline_state {
 	struct module *m;
-	struct event *expiry;
+	const struct options *o;
+	struct module_timer *expiry, *retry;
+	struct undeleted *undeleted;
+	unsigned nundeleted;		/* ids in all of them */
 	struct batch *gathering;	/* stores waiting for the next batch */
 	unsigned in_flight;		/* batches sent, not answered */
 	uint64_t affinity;		/* the host's pool connection */
@@ -147,8 +175,8 @@ static void store_one(struct offline_state *st, struct store_req *q)
 	char limit[16];
 	const char *params[4] = { module_host(st->m), q->user, q->text, limit };
 
-	snprintf(limit, sizeof(limit), "%u", server.cfg->limits.offline_queue);
-	if (db_exec_prepared(server.db, st->affinity, "offline_store", 4, params, on_stored,
+	snprintf(limit, sizeof(limit), "%lld", st->o->queue);
+	if (db_exec_prepared(module_db(st->m), st->affinity, "offline_store", 4, params, on_stored,
 			     q) < 0) {
 		bounce(q, NULL, "internal-server-error", "the message could not be stored");
 		store_req_free(q);
@@ -237,9 +265,9 @@ static void batch_send(struct offline_state *st)
 		fclose(uf);
 	if (tf)
 		fclose(tf);
-	snprintf(limit, sizeof(limit), "%u", server.cfg->limits.offline_queue);
+	snprintf(limit, sizeof(limit), "%lld", st->o->queue);
 	const char *params[4] = { module_host(st->m), users, texts, limit };
-	if (ok && users && texts && db_exec_prepared(server.db, st->affinity,
+	if (ok && users && texts && db_exec_prepared(module_db(st->m), st->affinity,
 	    "offline_store_batch", 4, params, on_batch_stored, b) == 0) {
 		st->in_flight++;
 	} else {
@@ -360,26 +388,151 @@ struct flushed_row {
 
 static void flush_start(struct offline_state *st, struct jid *jid, const char *after);
 
-static void flush_settle(struct flush *f)
+/* ---- deleting what was delivered ---- */
+
+struct delete_req {
+	struct offline_state *st;
+	struct undeleted *u;		/* the rows, kept here until the DELETE commits */
+};
+
+static bool undeleted_has(const struct offline_state *st, const char *user, long long id)
 {
+	for (const struct undeleted *u = st->undeleted; u; u = u->next)
+		if (strcmp(u->user, user) == 0)
+			for (unsigned i = 0; i < u->n; i++)
+				if (u->ids[i] == id)
+					return true;
+	return false;
+}
+
+static void undeleted_free(struct undeleted *u)
+{
+	free(u->user);
+	free(u->ids);
+	free(u);
+}
+
+static void undeleted_drop(struct offline_state *st, struct undeleted *u)
+{
+	for (struct undeleted **pp = &st->undeleted; *pp; pp = &(*pp)->next) {
+		if (*pp == u) {
+			*pp = u->next;
+			st->nundeleted -= u->n;
+			break;
+		}
+	}
+	undeleted_free(u);
+}
+
+static void delete_send(struct offline_state *st, struct undeleted *u);
+
+/* HOOK_USER_REMOVED: the cascade took the account's rows; its ids go too. */
+static int on_user_removed(struct module *m, struct hook_args *a)
+{
+	struct offline_state *st = module_data(m);
+
+	for (struct undeleted *u = st->undeleted, *next; u; u = next) {
+		next = u->next;
+		if (strcmp(u->user, a->user) == 0 && !u->retrying)
+			undeleted_drop(st, u);
+	}
+	return HOOK_PASS;
+}
+
+static void on_deleted(void *arg, const PGresult *res, const char *err)
+{
+	struct delete_req *r = arg;
+	struct offline_state *st = r->st;
+	struct undeleted *u = r->u;
+	bool kept = false;
+
+	free(r);
+	for (struct undeleted *k = st->undeleted; k; k = k->next)
+		kept |= k == u;
+	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+		if (kept)
+			undeleted_drop(st, u);
+		else
+			undeleted_free(u);
+		return;
+	}
+	log_error("offline", "%s@%s: cannot delete %u delivered message%s (%s): they are not "
+		  "sent again, and the delete is retried every %d s", u->user, module_host(st->m),
+		  u->n, u->n == 1 ? "" : "s", res ? PQresultErrorMessage(res) : err,
+		  RETRY_INTERVAL);
+	u->retrying = false;
+	if (!kept) {
+		if (st->nundeleted + u->n > UNDELETED_MAX) {
+			log_error("offline", "%s: too many undeleted messages remembered: these %u "
+				  "may be delivered again", module_host(st->m), u->n);
+			undeleted_free(u);
+			return;
+		}
+		u->next = st->undeleted;
+		st->undeleted = u;
+		st->nundeleted += u->n;
+	}
+	module_timer_start(st->retry, RETRY_INTERVAL * 1000ul, false);
+}
+
+static void delete_send(struct offline_state *st, struct undeleted *u)
+{
+	struct delete_req *r = calloc(1, sizeof(*r));
 	char *ids = NULL;
 	size_t len = 0;
-	FILE *idf;
+	FILE *idf = open_memstream(&ids, &len);
+	const char *params[3] = { module_host(st->m), u->user, NULL };
+
+	if (idf) {
+		for (unsigned i = 0; i < u->n; i++)
+			fprintf(idf, "%c%lld", i ? ',' : '{', u->ids[i]);
+		fputc('}', idf);
+		fclose(idf);
+	}
+	params[2] = ids;
+	u->retrying = true;
+	if (r) {
+		r->st = st;
+		r->u = u;
+	}
+	if (!r || !ids || db_exec_prepared(module_db(st->m), st->affinity, "offline_delete",
+					   3, params, on_deleted, r) < 0) {
+		if (r)
+			on_deleted(r, NULL, "the query could not be sent");
+		else
+			log_error("offline", "%s@%s: no memory to delete delivered messages",
+				  u->user, module_host(st->m));
+	}
+	free(ids);
+}
+
+static void on_retry_timer(struct module *m, void *arg)
+{
+	struct offline_state *st = arg;
+
+	(void)m;
+	for (struct undeleted *u = st->undeleted; u; u = u->next)
+		if (!u->retrying)
+			delete_send(st, u);
+}
+
+static void flush_settle(struct flush *f)
+{
+	struct undeleted *u;
 
 	if (--f->outstanding > 0)
 		return;
-	if (f->nids && (idf = open_memstream(&ids, &len))) {
-		for (unsigned i = 0; i < f->nids; i++)
-			fprintf(idf, "%c%lld", i ? ',' : '{', f->ids[i]);
-		fputc('}', idf);
-		fclose(idf);
-		const char *params[3] = { f->jid->domain, f->jid->local, ids };
-
+	if (f->nids && (u = calloc(1, sizeof(*u))) && (u->user = strdup(f->jid->local))) {
 		log_info("offline", "%s: %u stored message%s delivered", f->jid->full, f->nids,
 			 f->nids == 1 ? "" : "s");
-		db_exec_prepared(server.db, f->st->affinity, "offline_delete", 3, params, NULL,
-				 NULL);
-		free(ids);
+		u->ids = f->ids;
+		u->n = f->nids;
+		f->ids = NULL;
+		delete_send(f->st, u);
+	} else if (f->nids) {
+		free(u);
+		log_error("offline", "%s: no memory to delete %u delivered messages",
+			  f->jid->full, f->nids);
 	}
 	jid_free(f->jid);
 	free(f->ids);
@@ -414,6 +567,10 @@ static void on_fetched(void *arg, const PGresult *res, const char *err)
 	for (int i = 0; s && f->ids && i < n; i++) {
 		char e[64];
 		const char *text = PQgetvalue(res, i, 1);
+
+		/* Delivered before; only its DELETE is still to come. */
+		if (undeleted_has(f->st, f->jid->local, atoll(PQgetvalue(res, i, 0))))
+			continue;
 		struct xml_node *st = xml_parse(text, strlen(text), e, sizeof(e));
 		struct flushed_row *r = calloc(1, sizeof(*r));
 		struct delivery *d = r ? delivery_new(true, on_row_done, r) : NULL;
@@ -464,19 +621,27 @@ static void flush_start(struct offline_state *st, struct jid *jid, const char *a
 	f->outstanding = 1;	/* the fetch itself */
 	/* Stores gathering now were sent before: the fetch must see them. */
 	batch_send(st);
-	if (db_exec_prepared(server.db, st->affinity, "offline_fetch", 3, params, on_fetched,
-			     f) < 0)
+	if (db_exec_prepared(module_db(st->m), st->affinity, "offline_fetch", 3, params,
+			     on_fetched, f) < 0)
 		flush_settle(f);
 }
+
+/* The session's data: set once its stored messages were asked for. */
+#define FLUSHED ((void *)1)
 
 static int on_user_send(struct module *m, struct hook_args *a)
 {
 	struct jid *j;
 
-	/* Initial presence (RFC 6121 §4.2): the session becomes available now. */
+	/* Available presence from the client (RFC 6121 §4.2, §4.4): the first
+	 * one with a non-negative priority starts the flush; a resource with a
+	 * negative priority gets no messages for the bare JID, so stored ones
+	 * wait for one that does (XEP-0160 §3). */
 	if (!a->sess || a->to || stanza_kind(a->stanza) != STANZA_PRESENCE ||
-	    xml_attr(a->stanza, "type") || session_available(a->sess))
+	    xml_attr(a->stanza, "type") || session_data(a->sess, m) == FLUSHED ||
+	    stanza_presence_priority(a->stanza) < 0)
 		return HOOK_PASS;
+	session_set_data(a->sess, m, FLUSHED, NULL);
 	j = jid_copy(session_jid(a->sess));
 	if (j)
 		flush_start(module_data(m), j, "0");
@@ -491,20 +656,24 @@ static void on_expired(void *arg, const PGresult *res, const char *err)
 	const char *n = res && PQresultStatus(res) == PGRES_COMMAND_OK ?
 		PQcmdTuples((PGresult *)res) : NULL;
 
-	if (n && atoi(n) > 0)
-		log_info("offline", "%s: %s stored message%s older than %u days deleted",
-			 module_host(st->m), n, atoi(n) == 1 ? "" : "s",
-			 server.cfg->limits.retention_days);
+	if (!n)
+		log_error("offline", "%s: the retention sweep failed: %s", module_host(st->m),
+			  res ? PQresultErrorMessage(res) : err);
+	else if (atoi(n) > 0)
+		log_info("offline", "%s: %s stored message%s older than %lld days deleted",
+			 module_host(st->m), n, atoi(n) == 1 ? "" : "s", st->o->retention_days);
 }
 
-static void on_expiry_timer(evutil_socket_t fd, short what, void *arg)
+static void on_expiry_timer(struct module *m, void *arg)
 {
 	struct offline_state *st = arg;
-	char days[16];
-	const char *params[2] = { module_host(st->m), days };
+	char days[24];
+	const char *params[2] = { module_host(m), days };
 
-	snprintf(days, sizeof(days), "%u", server.cfg->limits.retention_days);
-	db_exec_prepared(server.db, 0, "offline_expire", 2, params, on_expired, st);
+	snprintf(days, sizeof(days), "%lld", st->o->retention_days);
+	if (db_exec_prepared(module_db(m), 0, "offline_expire", 2, params, on_expired, st) < 0)
+		log_error("offline", "%s: the retention sweep could not be sent", module_host(m));
+	module_timer_start(st->expiry, EXPIRY_INTERVAL * 1000ul, false);
 }
 
 static void state_free(void *p)
@@ -520,37 +689,46 @@ static void state_free(void *p)
 		}
 		free(st->gathering);
 	}
-	if (st->expiry)
-		event_free(st->expiry);
+	while (st->undeleted) {
+		struct undeleted *u = st->undeleted;
+
+		st->undeleted = u->next;
+		undeleted_free(u);
+	}
 	free(st);
 }
 
 static int load(struct module *m)
 {
 	struct offline_state *st = calloc(1, sizeof(*st));
-	struct timeval every = { EXPIRY_INTERVAL, 0 };
+	struct db *db = module_db(m);
 
 	if (!st)
 		return -1;
 	st->m = m;
+	st->o = module_options(m);
 	st->affinity = affinity_of(module_host(m));
 	module_set_data(m, st, state_free);
-	if (db_prepare(server.db, "offline_store", sql_store, 4) < 0 ||
-	    db_prepare(server.db, "offline_store_batch", sql_store_batch, 4) < 0 ||
-	    db_prepare(server.db, "offline_fetch", sql_fetch, 3) < 0 ||
-	    db_prepare(server.db, "offline_delete", sql_delete, 3) < 0 ||
-	    db_prepare(server.db, "offline_expire", sql_expire, 2) < 0)
+	if (db_prepare(db, "offline_store", sql_store, 4) < 0 ||
+	    db_prepare(db, "offline_store_batch", sql_store_batch, 4) < 0 ||
+	    db_prepare(db, "offline_fetch", sql_fetch, 3) < 0 ||
+	    db_prepare(db, "offline_delete", sql_delete, 3) < 0 ||
+	    db_prepare(db, "offline_expire", sql_expire, 2) < 0)
 		return -1;
-	st->expiry = event_new(server.base, -1, EV_PERSIST, on_expiry_timer, st);
-	if (!st->expiry || event_add(st->expiry, &every) < 0)
+	st->expiry = module_timer_new(m, on_expiry_timer, st);
+	st->retry = module_timer_new(m, on_retry_timer, st);
+	if (!st->expiry || !st->retry)
 		return -1;
-	event_active(st->expiry, EV_TIMEOUT, 0);	/* a first sweep at start-up */
+	module_timer_start(st->expiry, 0, false);	/* a first sweep at start-up */
 	module_feature(m, NS_OFFLINE);
 	module_hook(m, HOOK_OFFLINE_MESSAGE, 0, on_offline);
 	module_hook(m, HOOK_USER_SEND, 100, on_user_send);
+	module_hook(m, HOOK_USER_REMOVED, 0, on_user_removed);
 	return 0;
 }
 
 PARLEY_MODULE(offline,
 	.description = "XEP-0160: messages for offline users are stored and delivered later",
+	.options = options,
+	.options_size = sizeof(struct options),
 	.load = load);

@@ -20,7 +20,6 @@
 #include "stanza.h"
 
 #define DIRECTED_MAX 256	/* JIDs one session may send directed presence to */
-#define FANOUT_MAX 64
 
 /* Per session: where directed presence went, to undo it at logout (§4.6). */
 struct directed {
@@ -112,10 +111,10 @@ static void route_copy(const struct xml_node *st, const char *from, const char *
 
 static size_t available_sessions(const struct jid *bare, struct session **out)
 {
-	struct session *all[FANOUT_MAX];
-	size_t n = sm_user_sessions(bare, all, FANOUT_MAX), k = 0;
+	struct session *all[SESSION_RESOURCES_MAX];
+	size_t n = sm_user_sessions(bare, all, SESSION_RESOURCES_MAX), k = 0;
 
-	for (size_t i = 0; i < n && i < FANOUT_MAX; i++)
+	for (size_t i = 0; i < n && i < SESSION_RESOURCES_MAX; i++)
 		if (session_available(all[i]))
 			out[k++] = all[i];
 	return k;
@@ -124,7 +123,7 @@ static size_t available_sessions(const struct jid *bare, struct session **out)
 /* Delivers st to every available resource of bare (a local account). */
 static void deliver_available(const struct jid *bare, const struct xml_node *st)
 {
-	struct session *av[FANOUT_MAX];
+	struct session *av[SESSION_RESOURCES_MAX];
 	size_t n = available_sessions(bare, av);
 
 	for (size_t i = 0; i < n; i++)
@@ -154,7 +153,7 @@ static void out_req_free(struct out_req *q)
 /* Sends the current presence of each of the user's available resources to to. */
 static void send_current_presence(const struct jid *user_bare, const char *to)
 {
-	struct session *av[FANOUT_MAX];
+	struct session *av[SESSION_RESOURCES_MAX];
 	size_t n = available_sessions(user_bare, av);
 
 	for (size_t i = 0; i < n; i++)
@@ -164,7 +163,7 @@ static void send_current_presence(const struct jid *user_bare, const char *to)
 
 static void send_unavailable_from_all(const struct jid *user_bare, const char *to)
 {
-	struct session *av[FANOUT_MAX];
+	struct session *av[SESSION_RESOURCES_MAX];
 	size_t n = available_sessions(user_bare, av);
 
 	for (size_t i = 0; i < n; i++)
@@ -277,7 +276,7 @@ static void broadcast(struct out_req *q, struct roster *r)
 	/* §4.2.2, §4.4.2: the user's available resources see it, the one that
 	 * sent it included (a user is subscribed to itself); a new resource sees
 	 * the others'. */
-	struct session *av[FANOUT_MAX];
+	struct session *av[SESSION_RESOURCES_MAX];
 	size_t n = available_sessions(ubare, av);
 	for (size_t i = 0; i < n; i++) {
 		struct xml_node *c = xml_copy(q->st);
@@ -407,7 +406,7 @@ static void in_req_free(struct in_req *q)
 static void answer_probe(struct in_req *q, struct roster *r)
 {
 	struct roster_item *it = roster_find(r, q->from_bare->full);
-	struct session *av[FANOUT_MAX];
+	struct session *av[SESSION_RESOURCES_MAX];
 	size_t n;
 
 	if (!it || !roster_sub_from(it->sub)) {

@@ -18,12 +18,21 @@
 
 #define RATE_SLOTS 256	/* addresses remembered for the rate limit */
 
+struct options {
+	bool allow_registration, allow_remove;
+	long long rate, min_password_length;
+};
+
+#define AT(f) MODULE_OPTION_AT(struct options, f)
 static const struct module_option options[] = {
-	{ "allow-registration", OPT_BOOL, "false", 0, 0,
+	{ "allow-registration", OPT_BOOL, "false", 0, 0, AT(allow_registration),
 	  "let unauthenticated clients create accounts" },
-	{ "rate", OPT_INT, "5", 1, 100000, "accounts one address may create per hour" },
-	{ "min-password-length", OPT_INT, "8", 1, 1023, "shortest password accepted" },
-	{ "allow-remove", OPT_BOOL, "true", 0, 0, "let users delete their own account" },
+	{ "rate", OPT_INT, "5", 1, 100000, AT(rate),
+	  "accounts one address may create per hour" },
+	{ "min-password-length", OPT_INT, "8", 1, 1023, AT(min_password_length),
+	  "shortest password accepted" },
+	{ "allow-remove", OPT_BOOL, "true", 0, 0, AT(allow_remove),
+	  "let users delete their own account" },
 	{ NULL },
 };
 
@@ -37,13 +46,15 @@ struct reg_state {
 	struct rate_slot slots[RATE_SLOTS];
 };
 
+static const struct options *opts(const struct module *m) { return module_options(m); }
+
 /* A fixed table, replaced oldest-first: bounded memory whatever the load. */
 static bool rate_ok(struct module *m, const char *address)
 {
 	struct reg_state *st = module_data(m);
 	struct rate_slot *oldest = &st->slots[0];
 	time_t now = time(NULL);
-	long long max = module_opt_int(m, "rate");
+	const struct options *o = module_options(m);
 
 	if (!address)
 		return true;
@@ -55,7 +66,7 @@ static bool rate_ok(struct module *m, const char *address)
 				s->window = now;
 				s->count = 0;
 			}
-			if (s->count >= max)
+			if (s->count >= o->rate)
 				return false;
 			s->count++;
 			return true;
@@ -90,7 +101,7 @@ static int on_get(struct iq *iq)
 		xml_add_child(q, "password", NULL);
 		return iq_reply(iq, q);
 	}
-	if (!module_opt_bool(iq->m, "allow-registration")) {
+	if (!opts(iq->m)->allow_registration) {
 		xml_unref(q);
 		return iq_error(iq, "not-allowed", "in-band registration is disabled");
 	}
@@ -125,28 +136,6 @@ static void on_done(void *arg, enum users_status st)
 	}
 }
 
-/* §3.2: after the result, the account's streams end. */
-static void on_removed(void *arg, enum users_status st)
-{
-	struct iq *iq = arg;
-	struct jid *bare;
-	struct session *list[64];
-	size_t n;
-
-	if (st != USERS_OK) {
-		on_done(arg, st);
-		return;
-	}
-	bare = jid_bare(iq->from);
-	iq_reply(iq, NULL);
-	if (!bare)
-		return;
-	n = sm_user_sessions(bare, list, 64);
-	for (size_t i = 0; i < n && i < 64; i++)
-		session_close(list[i], "not-authorized", "the account was removed");
-	jid_free(bare);
-}
-
 static int on_set(struct iq *iq)
 {
 	char *user = xml_child_text(iq->payload, "username", NULL);
@@ -160,16 +149,17 @@ static int on_set(struct iq *iq)
 		free(pass);
 		if (!iq->from)
 			return iq_error(iq, "not-authorized", "log in to remove an account");
-		if (!module_opt_bool(iq->m, "allow-remove"))
+		if (!opts(iq->m)->allow_remove)
 			return iq_error(iq, "not-allowed", "accounts are removed by the admin");
 		log_info("register", "%s removes the account", iq->from->full);
-		return users_remove(iq->to->domain, iq->from->local, on_removed, iq) < 0 ? -1 : 0;
+		/* users.c ends the account's streams after the result (§3.2). */
+		return users_remove(iq->to->domain, iq->from->local, on_done, iq) < 0 ? -1 : 0;
 	}
 	if (!user || !pass || !*user || !*pass) {
 		rc = iq_error(iq, "bad-request", "a username and a password are required");
 		goto out;
 	}
-	if ((long long)strlen(pass) < module_opt_int(iq->m, "min-password-length")) {
+	if ((long long)strlen(pass) < opts(iq->m)->min_password_length) {
 		rc = iq_error(iq, "not-acceptable", "the password is too short");
 		goto out;
 	}
@@ -187,7 +177,7 @@ static int on_set(struct iq *iq)
 		rc = users_set_password(iq->to->domain, prepped, pass, on_done, iq) < 0 ? -1 : 0;
 		goto out;
 	}
-	if (!module_opt_bool(iq->m, "allow-registration")) {
+	if (!opts(iq->m)->allow_registration) {
 		rc = iq_error(iq, "not-allowed", "in-band registration is disabled");
 		goto out;
 	}
@@ -210,7 +200,7 @@ out:
 
 static int on_features(struct module *m, struct hook_args *a)
 {
-	if (a->preauth && module_opt_bool(m, "allow-registration"))
+	if (a->preauth && opts(m)->allow_registration)
 		xml_add_child(a->result, "register", NS_REGISTER_FEATURE);
 	return HOOK_PASS;
 }
@@ -232,4 +222,5 @@ static int load(struct module *m)
 PARLEY_MODULE(register,
 	.description = "XEP-0077: in-band registration and password change",
 	.options = options,
+	.options_size = sizeof(struct options),
 	.load = load);

@@ -18,12 +18,21 @@
 #include "session.h"
 #include "stanza.h"
 
+struct options {
+	long long max_items, max_name_length, max_group_length;
+};
+
+#define AT(f) MODULE_OPTION_AT(struct options, f)
 static const struct module_option options[] = {
-	{ "max-items", OPT_INT, "1000", 1, 100000, "items one roster may hold" },
-	{ "max-name-length", OPT_INT, "256", 1, 1023, "bytes of an item's name" },
-	{ "max-group-length", OPT_INT, "256", 1, 1023, "bytes of a group name" },
+	{ "max-items", OPT_INT, "1000", 1, 100000, AT(max_items), "items one roster may hold" },
+	{ "max-name-length", OPT_INT, "256", 1, 1023, AT(max_name_length),
+	  "bytes of an item's name" },
+	{ "max-group-length", OPT_INT, "256", 1, 1023, AT(max_group_length),
+	  "bytes of a group name" },
 	{ NULL },
 };
+
+static const struct options *opts(const struct module *m) { return module_options(m); }
 
 /* ---- keeping the roster of online users loaded ---- */
 
@@ -200,7 +209,7 @@ static void on_set_roster(void *arg, struct roster *r, bool exists)
 		goto out;
 	}
 	if ((!it || !it->in_roster) &&
-	    roster_count(r) >= (unsigned)module_opt_int(iq->m, "max-items")) {
+	    roster_count(r) >= (unsigned)opts(iq->m)->max_items) {
 		iq_error(iq, "not-allowed", "the roster is full");
 		goto out;
 	}
@@ -244,7 +253,7 @@ static int on_set(struct iq *iq)
 	if (!item || xml_next(item, NULL, NULL) || !jid)
 		return iq_error(iq, "bad-request", "a roster set holds exactly one item "
 				"with a jid");
-	if (name && (long long)strlen(name) > module_opt_int(iq->m, "max-name-length"))
+	if (name && (long long)strlen(name) > opts(iq->m)->max_name_length)
 		return iq_error(iq, "not-acceptable", "the name is too long");
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -264,8 +273,7 @@ static int on_set(struct iq *iq)
 
 		if (!text)
 			continue;
-		if (!*text || (long long)strlen(text) > module_opt_int(iq->m,
-								       "max-group-length")) {
+		if (!*text || (long long)strlen(text) > opts(iq->m)->max_group_length) {
 			free(text);
 			set_req_free(q);
 			return iq_error(iq, "not-acceptable", "a group name is empty or too long");
@@ -300,4 +308,5 @@ static int load(struct module *m)
 PARLEY_MODULE(roster,
 	.description = "RFC 6121 rosters with versioning (XEP-0237)",
 	.options = options,
+	.options_size = sizeof(struct options),
 	.load = load);

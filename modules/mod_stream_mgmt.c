@@ -20,7 +20,6 @@
  * Counters are uint32_t and wrap at 2^32 as the XEP says; every comparison is
  * a difference.
  */
-#include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -31,7 +30,6 @@
 #include "delivery.h"
 #include "log.h"
 #include "module.h"
-#include "server.h"
 #include "session.h"
 #include "stanza.h"
 #include "stream.h"
@@ -40,11 +38,16 @@
 #define NS_SM "urn:xmpp:sm:3"
 #define TOKEN_LEN 32
 
+struct options {
+	long long resume_timeout, max_queue;
+};
+
 static const struct module_option options[] = {
 	{ "resume-timeout", OPT_DURATION, "300", 1, 86400,
+	  MODULE_OPTION_AT(struct options, resume_timeout),
 	  "how long a lost session waits for <resume/>, and the longest a stanza may stay "
 	  "unacknowledged on a live stream" },
-	{ "max-queue", OPT_INT, "5000", 10, 1000000,
+	{ "max-queue", OPT_INT, "5000", 10, 1000000, MODULE_OPTION_AT(struct options, max_queue),
 	  "unacknowledged stanzas kept per session; past it the stream is closed" },
 	{ NULL }
 };
@@ -76,6 +79,18 @@ static void gone_add(const char *token, const struct jid *j, uint32_t h)
 	g->bare = util_hash64(j->full, j->bare_len);
 	g->h = h;
 	g->at = time(NULL);
+}
+
+/* HOOK_USER_REMOVED: a deleted account's old sessions are not resumable. */
+static int on_user_removed(struct module *m, struct hook_args *a)
+{
+	uint64_t b = util_hash64(a->to->full, a->to->bare_len);
+
+	(void)m;
+	for (unsigned i = 0; i < GONE_MAX; i++)
+		if (gone[i].at && gone[i].bare == b)
+			memset(&gone[i], 0, sizeof(gone[i]));
+	return HOOK_PASS;
 }
 
 static const struct gone *gone_find(const char *token, const char *user, const char *host)
@@ -112,14 +127,16 @@ struct sm {
 	uint32_t acked;		/* the client's last h */
 	unsigned queued;	/* items: stanzas sent after acked */
 	struct item *head, *tail;
-	struct event *timer;
+	struct module_timer *timer;
 	bool resume, detached, r_out, ending;
 	char token[TOKEN_LEN + 1];
 };
 
 static unsigned timeout_of(const struct sm *sm)
 {
-	return (unsigned)module_opt_int(sm->m, "resume-timeout");
+	const struct options *o = module_options(sm->m);
+
+	return (unsigned)o->resume_timeout;
 }
 
 static void write_el(struct session *s, const char *name, const char *attr,
@@ -158,27 +175,24 @@ static void write_r(struct sm *sm)
 
 static void arm(struct sm *sm)
 {
-	struct timeval tv = { 0, 0 };
 	time_t now = time(NULL), due;
 
 	if (sm->detached)
 		return;	/* armed once at the detach */
 	if (!sm->head) {
-		event_del(sm->timer);
+		module_timer_stop(sm->timer);
 		return;
 	}
 	due = sm->head->queued + (time_t)timeout_of(sm);
-	tv.tv_sec = due > now ? due - now : 0;
-	event_add(sm->timer, &tv);
+	module_timer_start(sm->timer, due > now ? (unsigned long)(due - now) * 1000 : 0, false);
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+static void on_timer(struct module *m, void *arg)
 {
 	struct sm *sm = arg;
 	char why[96];
 
-	(void)fd;
-	(void)what;
+	(void)m;
 	if (sm->detached) {
 		log_info("stream_mgmt", "%s: not resumed within %u s: the session ends",
 			 session_jid(sm->s)->full, timeout_of(sm));
@@ -210,13 +224,13 @@ static bool delivered_elsewhere(struct sm *sm, const struct xml_node *st,
 				const struct jid *bare)
 {
 	const char *to = xml_attr(st, "to");
-	struct session *list[64];
+	struct session *list[SESSION_RESOURCES_MAX];
 	size_t n;
 
 	if (!to || strchr(to, '/'))
 		return false;
-	n = sm_user_sessions(bare, list, 64);
-	for (size_t i = 0; i < n && i < 64; i++)
+	n = sm_user_sessions(bare, list, SESSION_RESOURCES_MAX);
+	for (size_t i = 0; i < n && i < SESSION_RESOURCES_MAX; i++)
 		if (list[i] != sm->s && session_available(list[i]))
 			return true;
 	return false;
@@ -271,8 +285,7 @@ static void sm_free(void *p)
 		sm->head = it->next;
 		item_free(it, false);
 	}
-	if (sm->timer)
-		event_free(sm->timer);
+	module_timer_free(sm->timer);
 	free(sm);
 }
 
@@ -356,7 +369,7 @@ static void enable(struct module *m, struct session *s, const struct xml_node *e
 		return;
 	}
 	sm = calloc(1, sizeof(*sm));
-	if (!sm || !(sm->timer = event_new(server.base, -1, 0, on_timer, sm))) {
+	if (!sm || !(sm->timer = module_timer_new(m, on_timer, sm))) {
 		free(sm);
 		failed(s, NULL, "internal-server-error");
 		return;
@@ -448,7 +461,7 @@ static int on_user_recv(struct module *m, struct hook_args *a)
 		sm->head = it;
 	sm->tail = it;
 	sm->queued++;
-	if (sm->queued > (unsigned)module_opt_int(m, "max-queue")) {
+	if (sm->queued > (unsigned)((const struct options *)module_options(m))->max_queue) {
 		/* Queued first: the session's end stores it with the others. */
 		log_warn("stream_mgmt", "%s: %u stanzas unacknowledged: closing its stream",
 			 session_jid(sm->s)->full, sm->queued);
@@ -469,14 +482,12 @@ static int on_user_recv(struct module *m, struct hook_args *a)
 static int on_lost(struct module *m, struct hook_args *a)
 {
 	struct sm *sm = session_data(a->sess, m);
-	struct timeval tv = { 0, 0 };
 
 	if (!sm || !sm->resume || sm->ending)
 		return HOOK_PASS;
 	sm->detached = true;
 	sm->r_out = false;
-	tv.tv_sec = timeout_of(sm);
-	event_add(sm->timer, &tv);
+	module_timer_start(sm->timer, timeout_of(sm) * 1000ul, false);
 	return HOOK_STOP;
 }
 
@@ -485,7 +496,7 @@ static int on_closed(struct module *m, struct hook_args *a)
 	struct sm *sm = session_data(a->sess, m);
 
 	if (sm) {
-		event_del(sm->timer);
+		module_timer_stop(sm->timer);
 		store_unacked(sm);
 		if (sm->resume)
 			gone_add(sm->token, session_jid(sm->s),
@@ -509,7 +520,7 @@ static int on_prebind(struct module *m, struct hook_args *a)
 {
 	struct xml_node *el = a->stanza;
 	const char *previd = xml_attr(el, "previd"), *h = xml_attr(el, "h");
-	struct session *list[64], *s = NULL;
+	struct session *list[SESSION_RESOURCES_MAX], *s = NULL;
 	struct sm *sm = NULL;
 	struct jid *bare;
 	size_t n;
@@ -523,9 +534,9 @@ static int on_prebind(struct module *m, struct hook_args *a)
 		return HOOK_STOP;
 	}
 	bare = jid_make(a->user, a->host, NULL, NULL);
-	n = bare ? sm_user_sessions(bare, list, 64) : 0;
+	n = bare ? sm_user_sessions(bare, list, SESSION_RESOURCES_MAX) : 0;
 	jid_free(bare);
-	for (size_t i = 0; previd && strlen(previd) == TOKEN_LEN && i < n && i < 64; i++) {
+	for (size_t i = 0; previd && strlen(previd) == TOKEN_LEN && i < n && i < SESSION_RESOURCES_MAX; i++) {
 		struct sm *x = session_data(list[i], m);
 
 		if (x && x->resume && !x->ending &&
@@ -554,7 +565,7 @@ static int on_prebind(struct module *m, struct hook_args *a)
 		failed(NULL, a->stream, "bad-request");
 		return HOOK_STOP;
 	}
-	event_del(sm->timer);
+	module_timer_stop(sm->timer);
 	sm->detached = false;
 	sm->r_out = false;
 	session_resume(s, a->stream);
@@ -581,10 +592,12 @@ static int load(struct module *m)
 	/* First: the unacked messages are stored before others see the session go. */
 	module_hook(m, HOOK_SESSION_CLOSED, 1000, on_closed);
 	module_hook(m, HOOK_SESSION_SETTLED, 0, on_settled);
+	module_hook(m, HOOK_USER_REMOVED, 0, on_user_removed);
 	return 0;
 }
 
 PARLEY_MODULE(stream_mgmt,
 	.description = "XEP-0198: acks, and resumption of a session after a lost connection",
 	.options = options,
+	.options_size = sizeof(struct options),
 	.load = load);

@@ -8,11 +8,17 @@
 
 #define NS_VERSION "jabber:iq:version"
 
+struct options {
+	bool show_os;
+	const char *name;
+};
+
+#define AT(f) MODULE_OPTION_AT(struct options, f)
 static const struct module_option options[] = {
-	{ "show-os", OPT_BOOL, "false", 0, 0,
+	{ "show-os", OPT_BOOL, "false", 0, 0, AT(show_os),
 	  "include the operating system (XEP-0092 §2 leaves it optional: it helps "
 	  "attackers)" },
-	{ "name", OPT_STRING, "Parley", 0, 0, "the software name answered" },
+	{ "name", OPT_STRING, "Parley", 0, 0, AT(name), "the software name answered" },
 	{ NULL },
 };
 
@@ -26,14 +32,15 @@ static void add_text_child(struct xml_node *parent, const char *name, const char
 
 static int on_version(struct iq *iq)
 {
+	const struct options *o = module_options(iq->m);
 	struct xml_node *q = xml_new("query", NS_VERSION);
 	struct utsname u;
 
 	if (!q)
 		return -1;
-	add_text_child(q, "name", module_opt_str(iq->m, "name"));
+	add_text_child(q, "name", o->name);
 	add_text_child(q, "version", PACKAGE_VERSION);
-	if (module_opt_bool(iq->m, "show-os") && uname(&u) == 0)
+	if (o->show_os && uname(&u) == 0)
 		add_text_child(q, "os", u.sysname);
 	return iq_reply(iq, q);
 }
@@ -48,4 +55,5 @@ static int load(struct module *m)
 PARLEY_MODULE(version,
 	.description = "XEP-0092: the server's software version",
 	.options = options,
+	.options_size = sizeof(struct options),
 	.load = load);

@@ -317,8 +317,15 @@ LIMIT_ATTR(attributes, attributes, 4, 10000, NULL)
 LIMIT_ATTR(conns_per_ip, connections_per_ip, 1, 1000000, NULL)
 LIMIT_ATTR(idle_timeout, idle_timeout, 10, 86400 * 7, "s")
 LIMIT_ATTR(auth_attempts, auth_attempts, 1, 100000, NULL)
-LIMIT_ATTR(offline_queue, offline_queue, 0, 10000000, NULL)
-LIMIT_ATTR(retention_days, retention_days, 1, 36500, NULL)
+/* Limits that became a module's own options: an old file is told where. */
+static int a_limit_moved(struct value_ctx *v, void *t)
+{
+	(void)t;
+	problem(v->ld, v->el->line, "<limits %s>: this limit is now an option of mod_offline: "
+		"write <module name=\"offline\" %s=\"%s\"/> in each <host> instead",
+		v->attr, v->attr, v->value);
+	return -1;
+}
 static const struct attr_spec limits_attrs[] = {
 	{ "stanza-size", a_limit_stanza_size, false },
 	{ "depth", a_limit_depth, false },
@@ -326,8 +333,8 @@ static const struct attr_spec limits_attrs[] = {
 	{ "connections-per-ip", a_limit_conns_per_ip, false },
 	{ "idle-timeout", a_limit_idle_timeout, false },
 	{ "auth-attempts", a_limit_auth_attempts, false },
-	{ "offline-queue", a_limit_offline_queue, false },
-	{ "retention-days", a_limit_retention_days, false },
+	{ "offline-queue", a_limit_moved, false },
+	{ "retention-days", a_limit_moved, false },
 	{ 0 },
 };
 
@@ -602,8 +609,6 @@ static void config_defaults(struct config *cfg)
 		.connections_per_ip = 64,
 		.idle_timeout = 300,
 		.auth_attempts = 10,
-		.offline_queue = 1000,
-		.retention_days = 365,
 	};
 }
 

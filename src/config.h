@@ -67,8 +67,6 @@ struct config_limits {
 	unsigned connections_per_ip;
 	unsigned idle_timeout;		/* seconds without a byte before a ping/close */
 	unsigned auth_attempts;		/* failed logins per address and minute */
-	unsigned offline_queue;		/* messages stored per offline user */
-	unsigned retention_days;	/* offline/archive retention */
 };
 
 struct config {

@@ -25,6 +25,8 @@
 #include "router.h"
 #include "server.h"
 #include "session.h"
+#include "stanza_id.h"
+#include "users.h"
 #include "stream.h"
 #include "vhost.h"
 
@@ -109,7 +111,7 @@ static int cmd_stats(struct out *o, int argc, char **argv)
 			"\"routing_errors\":%llu,\"duplicates_dropped\":%llu,\"auth_failures\":%llu,"
 			"\"db_pending\":%u,\"rss_kb\":%ld}\n", up, c->open, c->connections,
 			sm_count(), c->authenticated, c->stanzas_in, c->stanzas_out, r->routed,
-			r->errors, r->duplicates, c->auth_failures, db_pending(server.db), rss);
+			r->errors, stanza_id_duplicates(), c->auth_failures, db_pending(server.db), rss);
 		return 0;
 	}
 	evbuffer_add_printf(o->b,
@@ -122,7 +124,7 @@ static int cmd_stats(struct out *o, int argc, char **argv)
 		"database          %u queries pending\n"
 		"memory            %ld kB resident\n",
 		up, c->open, c->connections, sm_count(), c->authenticated, c->stanzas_in,
-		c->stanzas_out, r->routed, r->errors, r->duplicates, c->auth_failures,
+		c->stanzas_out, r->routed, r->errors, stanza_id_duplicates(), c->auth_failures,
 		db_pending(server.db),
 		rss);
 	return 0;
@@ -176,7 +178,7 @@ static int cmd_sessions(struct out *o, int argc, char **argv)
 
 static int cmd_kick(struct out *o, int argc, char **argv)
 {
-	struct session *list[64];
+	struct session *list[SESSION_RESOURCES_MAX];
 	struct jid *j;
 	size_t n = 0;
 	const char *reason = argc > 1 ? argv[1] : "kicked by the administrator";
@@ -192,9 +194,9 @@ static int cmd_kick(struct out *o, int argc, char **argv)
 		if (s)
 			list[n++] = s;
 	} else {
-		n = sm_user_sessions(j, list, 64);
-		if (n > 64)
-			n = 64;
+		n = sm_user_sessions(j, list, SESSION_RESOURCES_MAX);
+		if (n > SESSION_RESOURCES_MAX)
+			n = SESSION_RESOURCES_MAX;
 	}
 	/* Collected first: closing a session unbinds it from the lists. */
 	for (size_t i = 0; i < n; i++)
@@ -211,6 +213,23 @@ static int cmd_kick(struct out *o, int argc, char **argv)
 	return n ? 0 : -1;
 }
 
+/* parleyctl unregister deleted the account: its sessions end, modules forget it. */
+static int cmd_removed(struct out *o, int argc, char **argv)
+{
+	struct jid *j = argc >= 1 ? jid_new(argv[0], NULL) : NULL;
+
+	if (!j || !j->local || j->resource || !vhost_find(j->domain)) {
+		jid_free(j);
+		evbuffer_add_printf(o->b, o->json ? "{\"ok\":false,\"error\":\"not an account of "
+				    "this server\"}\n" : "not an account of this server\n");
+		return -1;
+	}
+	users_removed(j->domain, j->local);
+	evbuffer_add_printf(o->b, o->json ? "{\"ok\":true}\n" : "%s removed\n", j->full);
+	jid_free(j);
+	return 0;
+}
+
 static int cmd_reload(struct out *o, int argc, char **argv)
 {
 	raise(SIGHUP);	/* one reload path, whether by signal or by parleyctl */
@@ -223,7 +242,7 @@ static const struct {
 	int (*fn)(struct out *o, int argc, char **argv);
 } commands[] = {
 	{ "status", cmd_status }, { "stats", cmd_stats }, { "sessions", cmd_sessions },
-	{ "kick", cmd_kick }, { "reload", cmd_reload },
+	{ "kick", cmd_kick }, { "removed", cmd_removed }, { "reload", cmd_reload },
 };
 
 static void ctl_done(struct bufferevent *bev, void *arg)

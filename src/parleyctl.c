@@ -440,7 +440,7 @@ static int cmd_unregister(struct ctl *ctl, int argc, char **argv)
 		bool json = ctl->json;
 		int saved = dup(STDOUT_FILENO), saved_err = dup(STDERR_FILENO);
 		int devnull = open("/dev/null", O_WRONLY);
-		char *args[2] = { jid, (char *)"the account was removed" };
+		char *args[1] = { jid };
 
 		snprintf(jid, sizeof(jid), "%s@%s", user, host);
 		fflush(stdout);
@@ -449,7 +449,7 @@ static int cmd_unregister(struct ctl *ctl, int argc, char **argv)
 			dup2(devnull, STDERR_FILENO);
 		}
 		ctl->json = false;
-		daemon_call(ctl, "kick", 2, args);
+		daemon_call(ctl, "removed", 1, args);
 		fflush(stdout);
 		ctl->json = json;
 		dup2(saved, STDOUT_FILENO);
@@ -528,14 +528,99 @@ static int cmd_version(struct ctl *ctl, int argc, char **argv)
 
 /* ---- offline storage ---- */
 
-static int cmd_offline_purge(struct ctl *ctl, int argc, char **argv)
+/* The default of a module's option, read from its table in the .so (the one
+ * place it is written). Copied into out; -1 when the module cannot be read. */
+static int option_default(struct ctl *ctl, const char *module, const char *option,
+			  char *out, size_t outlen)
 {
-	char days[16], msg[600], *end;
-	const char *params[1] = { days };
-	unsigned long n;
-	PGconn *conn;
+	const char *dir = ctl->cfg->module_dir ? ctl->cfg->module_dir : MODULEDIR;
+	const struct module_def *def;
+	char path[4096];
+	void *h;
+	int rc = -1;
+
+	snprintf(path, sizeof(path), "%s/mod_%s.so", dir, module);
+	h = dlopen(path, RTLD_LAZY | RTLD_LOCAL);
+	def = h ? dlsym(h, "parley_module") : NULL;
+	for (const struct module_option *o = def && def->abi == PARLEY_MODULE_ABI ?
+	     def->options : NULL; o && o->name; o++) {
+		if (strcmp(o->name, option) == 0 && o->def) {
+			snprintf(out, outlen, "%s", o->def);
+			rc = 0;
+		}
+	}
+	if (h)
+		dlclose(h);
+	return rc;
+}
+
+/* A host's retention-days: its <module name="offline">'s, or the default.
+ * 0 when the host does not enable mod_offline; -1 when it cannot be read. */
+static long host_retention(struct ctl *ctl, const struct config_host *h)
+{
+	char def[32];
+
+	for (size_t i = 0; i < h->nmodules; i++) {
+		const struct config_module *m = &h->modules[i];
+
+		if (strcmp(m->name, "offline") != 0)
+			continue;
+		for (size_t j = 0; j < m->noptions; j++)
+			if (strcmp(m->options[j].name, "retention-days") == 0)
+				return strtol(m->options[j].value, NULL, 10);
+		if (option_default(ctl, "offline", "retention-days", def, sizeof(def)) < 0)
+			return -1;
+		return strtol(def, NULL, 10);
+	}
+	return 0;
+}
+
+static int purge_host(struct ctl *ctl, PGconn *conn, const char *host, unsigned long n,
+		      bool first)
+{
+	char days[24], msg[600];
+	const char *params[2] = { days, host };
 	PGresult *res;
 	int rc = EXIT_OK;
+
+	snprintf(days, sizeof(days), "%lu", n);
+	res = PQexecParams(conn, "DELETE FROM offline WHERE created <= now() - "
+			   "make_interval(days => $1::int) AND host = $2", 2, NULL, params, NULL,
+			   NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		snprintf(msg, sizeof(msg), "%s: %s", host, PQresultErrorMessage(res));
+		msg[strcspn(msg, "\n")] = '\0';
+		if (ctl->json) {
+			printf("%s{\"host\":", first ? "" : ",");
+			json_str(stdout, host);
+			printf(",\"error\":");
+			json_str(stdout, msg);
+			printf("}");
+		} else {
+			fprintf(stderr, "parleyctl: %s\n", msg);
+		}
+		rc = EXIT_FAILED;
+	} else if (ctl->json) {
+		printf("%s{\"host\":", first ? "" : ",");
+		json_str(stdout, host);
+		printf(",\"deleted\":%s,\"older_than_days\":%lu}", PQcmdTuples(res), n);
+	} else {
+		printf("%s: deleted %s stored message%s older than %lu day%s\n", host,
+		       PQcmdTuples(res), strcmp(PQcmdTuples(res), "1") ? "s" : "", n,
+		       n == 1 ? "" : "s");
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Deletes stored messages older than DAYS, or each host's retention-days. */
+static int cmd_offline_purge(struct ctl *ctl, int argc, char **argv)
+{
+	unsigned long given = 0;
+	char *end;
+	PGconn *conn;
+	int rc = EXIT_OK;
+	bool first = true;
 
 	if (argc > 1) {
 		fail_json(ctl, "usage: parleyctl offline purge [DAYS]");
@@ -543,32 +628,35 @@ static int cmd_offline_purge(struct ctl *ctl, int argc, char **argv)
 	}
 	if (!ctl->cfg && load_config(ctl) < 0)
 		return EXIT_FAILED;
-	n = ctl->cfg->limits.retention_days;
 	if (argc == 1) {
-		n = strtoul(argv[0], &end, 10);
-		if (*end || !*argv[0] || n > 36500) {
+		given = strtoul(argv[0], &end, 10);
+		if (*end || !*argv[0] || given > 36500) {
 			fail_json(ctl, "DAYS must be a number of days, 0 to 36500");
 			return EXIT_USAGE;
 		}
 	}
-	snprintf(days, sizeof(days), "%lu", n);
 	if (!(conn = db_connect(ctl)))
 		return EXIT_UNREACHABLE;
-	res = PQexecParams(conn, "DELETE FROM offline WHERE created <= now() - "
-			   "make_interval(days => $1::int)", 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
-		msg[strcspn(msg, "\n")] = '\0';
-		fail_json(ctl, msg);
-		rc = EXIT_FAILED;
-	} else if (ctl->json) {
-		printf("{\"ok\":true,\"deleted\":%s,\"older_than_days\":%lu}\n",
-		       PQcmdTuples(res), n);
-	} else {
-		printf("deleted %s stored message%s older than %lu day%s\n", PQcmdTuples(res),
-		       strcmp(PQcmdTuples(res), "1") ? "s" : "", n, n == 1 ? "" : "s");
+	if (ctl->json)
+		printf("{\"hosts\":[");
+	for (size_t i = 0; i < ctl->cfg->nhosts; i++) {
+		const struct config_host *h = &ctl->cfg->hosts[i];
+		long n = argc == 1 ? (long)given : host_retention(ctl, h);
+
+		if (n < 0) {
+			fprintf(stderr, "parleyctl: %s: cannot read mod_offline's retention-days "
+				"default; give DAYS\n", h->name);
+			rc = EXIT_FAILED;
+			continue;
+		}
+		if (n == 0 && argc == 0)
+			continue;	/* no mod_offline on this host: nothing stored */
+		if (purge_host(ctl, conn, h->name, (unsigned long)n, first) != EXIT_OK)
+			rc = EXIT_FAILED;
+		first = false;
 	}
-	PQclear(res);
+	if (ctl->json)
+		printf("],\"ok\":%s}\n", rc == EXIT_OK ? "true" : "false");
 	PQfinish(conn);
 	return rc;
 }
@@ -682,7 +770,7 @@ static const struct command commands[] = {
 	{ "reload", "", "re-read the config (as SIGHUP does)", cmd_reload },
 	{ "modules", "", "list the installed modules and their options", cmd_modules },
 	{ "offline purge", "[DAYS]", "delete stored offline messages older than DAYS "
-	  "(default: retention-days)", cmd_offline_purge },
+	  "(default: each host's mod_offline retention-days)", cmd_offline_purge },
 	{ "db migrate", "", "apply pending schema migrations to the database", cmd_db_migrate },
 	{ "db version", "", "show the schema version of the database and of this build",
 	  cmd_db_version },

@@ -31,6 +31,7 @@
 #include "tls.h"
 #include "roster.h"
 #include "users.h"
+#include "stanza_id.h"
 #include "vhost.h"
 #include "worker.h"
 
@@ -332,7 +333,7 @@ out:
 		listeners_stop();
 	c2s_free_all();
 	sm_unbind_all("server stopped");
-	router_free();
+	stanza_id_free();
 	/* Pending queries answer (with errors) while the modules are still loaded. */
 	db_free(server.db);
 	server.db = NULL;

@@ -438,14 +438,14 @@ struct xml_node *roster_item_xml(const struct roster_item *it, const char *conta
 void roster_push(const struct roster *r, const struct roster_item *it, const char *contact,
 		 bool remove)
 {
-	struct session *list[64];
+	struct session *list[SESSION_RESOURCES_MAX];
 	struct jid *bare = jid_make(r->user, r->host, NULL, NULL);
-	size_t n = bare ? sm_user_sessions(bare, list, 64) : 0;
+	size_t n = bare ? sm_user_sessions(bare, list, SESSION_RESOURCES_MAX) : 0;
 	char ver[24], id[24];
 	unsigned char rnd[8];
 
 	snprintf(ver, sizeof(ver), "%llu", (unsigned long long)r->version);
-	for (size_t i = 0; i < n && i < 64; i++) {
+	for (size_t i = 0; i < n && i < SESSION_RESOURCES_MAX; i++) {
 		struct xml_node *iq, *q, *item;
 
 		if (!session_interested(list[i]))

@@ -14,11 +14,11 @@
 #include "delivery.h"
 #include "log.h"
 #include "module.h"
+#include "stanza.h"
 #include "stream.h"
 #include "util.h"
 #include "vhost.h"
 
-#define SM_RESOURCES_MAX 64	/* resources one account may bind at once */
 
 struct session_slot {
 	const struct module *m;
@@ -153,7 +153,7 @@ struct session *sm_bind(struct stream *stream, const struct jid *full)
 		return NULL;
 	pp = user_slot(full->full, full->bare_len);
 	u = *pp;
-	if (u && u->count >= SM_RESOURCES_MAX) {
+	if (u && u->count >= SESSION_RESOURCES_MAX) {
 		log_warn("sm", "%.*s: too many resources", (int)full->bare_len, full->full);
 		return NULL;
 	}
@@ -417,24 +417,12 @@ void session_inbound_end(struct session *s, struct delivery *d)
 void session_set_presence(struct session *s, struct xml_node *presence)
 {
 	const char *type = xml_attr(presence, "type");
-	char *prio;
-	long p = 0;
 
 	if (type && strcmp(type, "unavailable") == 0) {
 		s->available = false;
 	} else if (!type) {
 		s->available = true;
-		prio = xml_child_text(presence, "priority", NULL);
-		if (prio) {
-			char *end;
-
-			p = strtol(prio, &end, 10);
-			/* RFC 6121 §4.7.2.3: -128..127 */
-			if (*end || p < -128 || p > 127)
-				p = 0;
-			free(prio);
-		}
-		s->priority = (int)p;
+		s->priority = stanza_presence_priority(presence);
 	}
 	xml_unref(s->presence);
 	s->presence = presence;

@@ -20,6 +20,10 @@
 struct session;
 struct stream;
 
+/* Resources one account may bind at once: a list of an account's sessions
+ * (struct session *list[SESSION_RESOURCES_MAX]) always holds them all. */
+#define SESSION_RESOURCES_MAX 64
+
 const struct jid *session_jid(const struct session *s);
 /* The priority of the last available presence (RFC 6121 §4.7.2.3), 0 before. */
 int session_priority(const struct session *s);

@@ -3,6 +3,7 @@
  */
 #include "stanza.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 enum stanza_kind stanza_kind(const struct xml_node *st)
@@ -138,4 +139,18 @@ struct xml_node *stanza_stream_error(const char *condition, const char *text)
 fail:
 	xml_unref(e);
 	return NULL;
+}
+
+int stanza_presence_priority(const struct xml_node *presence)
+{
+	char *prio = xml_child_text(presence, "priority", NULL), *end;
+	long p = 0;
+
+	if (prio) {
+		p = strtol(prio, &end, 10);
+		if (*end || end == prio || p < -128 || p > 127)
+			p = 0;
+		free(prio);
+	}
+	return (int)p;
 }

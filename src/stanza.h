@@ -39,6 +39,9 @@ struct xml_node *stanza_error_reply(const struct xml_node *st, const char *type,
 				    const char *condition, const char *text);
 /* An <iq type='result'/> answering iq, with payload (owned, may be NULL). */
 struct xml_node *stanza_iq_result(const struct xml_node *iq, struct xml_node *payload);
+/* The <priority/> of a presence (RFC 6121 §4.7.2.3): -128..127, 0 when absent
+ * or out of range. */
+int stanza_presence_priority(const struct xml_node *presence);
 
 /* A generic sentence for a condition, used when the caller gives no text. */
 const char *stanza_default_text(const char *condition);

@@ -12,9 +12,12 @@
 #include <string.h>
 
 #include "db.h"
+#include "jid.h"
 #include "log.h"
+#include "module.h"
 #include "sasl.h"
 #include "server.h"
+#include "session.h"
 #include "worker.h"
 
 #define COLS "sha1_iterations, sha1_salt, sha1_stored_key, sha1_server_key, " \
@@ -228,9 +231,30 @@ int users_set_password(const char *host, const char *user, const char *password,
 	return write_async("users_update", host, user, password, cb, arg);
 }
 
+void users_removed(const char *host, const char *user)
+{
+	struct jid *bare = jid_make(user, host, NULL, NULL);
+	struct session *list[SESSION_RESOURCES_MAX];
+	size_t n;
+
+	if (!bare) {
+		log_error("users", "%s@%s: removed, but no memory to end its sessions", user, host);
+		return;
+	}
+	log_info("users", "%s: the account was removed", bare->full);
+	/* Collected first: closing a session unbinds it from the list. */
+	n = sm_user_sessions(bare, list, SESSION_RESOURCES_MAX);
+	for (size_t i = 0; i < n && i < SESSION_RESOURCES_MAX; i++)
+		session_close(list[i], "not-authorized", "the account was removed");
+	struct hook_args a = { .to = bare, .user = bare->local };
+	hooks_run(host, HOOK_USER_REMOVED, &a);
+	jid_free(bare);
+}
+
 struct remove_req {
 	users_done_cb cb;
 	void *arg;
+	char *host, *user;
 };
 
 static void on_removed(void *arg, const PGresult *res, const char *err)
@@ -240,20 +264,34 @@ static void on_removed(void *arg, const PGresult *res, const char *err)
 
 	if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
 		st = atoi(PQcmdTuples((PGresult *)res)) > 0 ? USERS_OK : USERS_NOT_FOUND;
+	else
+		log_error("users", "%s@%s: the account could not be removed: %s", r->user, r->host,
+			  res ? PQresultErrorMessage(res) : err);
+	/* The answer first (XEP-0077 §3.2), then the account's streams end. */
 	r->cb(r->arg, st);
+	if (st == USERS_OK)
+		users_removed(r->host, r->user);
+	free(r->host);
+	free(r->user);
 	free(r);
 }
 
 int users_remove(const char *host, const char *user, users_done_cb cb, void *arg)
 {
-	struct remove_req *r = malloc(sizeof(*r));
+	struct remove_req *r = calloc(1, sizeof(*r));
 	const char *params[2] = { host, user };
 
-	if (!r)
+	if (!r || !(r->host = strdup(host)) || !(r->user = strdup(user))) {
+		if (r)
+			free(r->host);
+		free(r);
 		return -1;
+	}
 	r->cb = cb;
 	r->arg = arg;
 	if (db_exec_prepared(server.db, 0, "users_delete", 2, params, on_removed, r) < 0) {
+		free(r->host);
+		free(r->user);
 		free(r);
 		return -1;
 	}

@@ -30,7 +30,13 @@ int users_create(const char *host, const char *user, const char *password,
 		 users_done_cb cb, void *arg);
 int users_set_password(const char *host, const char *user, const char *password,
 		       users_done_cb cb, void *arg);
+/* Deletes the account (the schema's cascades take its roster, offline messages
+ * and last activity); once the callback has run, users_removed() follows. */
 int users_remove(const char *host, const char *user, users_done_cb cb, void *arg);
+/* The account is gone from the database (by users_remove or by parleyctl):
+ * its sessions end with <not-authorized/> and HOOK_USER_REMOVED runs, so each
+ * module forgets what it kept for it in memory. */
+void users_removed(const char *host, const char *user);
 
 /* Blocking versions for parleyctl. err gets a sentence on USERS_ERROR. */
 enum users_status users_create_sync(PGconn *conn, const char *host, const char *user,

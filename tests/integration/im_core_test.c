@@ -798,6 +798,109 @@ out:
 	xt_free(b2);
 }
 
+/* XEP-0160 §3: a resource of negative priority gets no messages for the bare
+ * JID, so stored ones wait for a presence with a non-negative priority. */
+static void t_offline_priority(void)
+{
+	struct xt *a = login_off("o1", "p"), *e = NULL;
+	char je[256];
+	struct xt_node *n;
+
+	snprintf(je, sizeof(je), "o5@%s", offhost);
+	if (!a) {
+		xt_report("offline and negative priority", false, "login failed");
+		return;
+	}
+	xt_sendf(a, "<message to='%s' type='chat'><body>later</body></message>", je);
+	xt_iq(a, "get", offhost, "<ping xmlns='urn:xmpp:ping'/>");	/* stored by now */
+	e = login_off("o5", "neg");
+	if (!e) {
+		xt_report("offline and negative priority", false, "login failed");
+		goto out;
+	}
+	presence(e, NULL, NULL, "<priority>-1</priority>");
+	xt_report("offline: nothing is flushed to a resource of negative priority",
+		  nothing(e, "message", "chat", 1000), "it got the stored message");
+	presence(e, NULL, NULL, "<priority>0</priority>");
+	n = wait_for(e, "message", "chat", NULL, 3000);
+	xt_report("offline: ... they come with its first non-negative priority",
+		  n && xt_child(n, NULL, "body") && !strcmp(xt_child(n, NULL, "body")->text,
+		  "later"), "got: %s", n ? xt_raw(n) : "nothing");
+out:
+	xt_free(a);
+	xt_free(e);
+}
+
+/* im_core.test makes every DELETE of o7's stored messages fail: the messages
+ * are delivered once, and a second login does not get them again. */
+static void t_delete_fails(void)
+{
+	struct xt *a = login_off("o1", "del"), *g = NULL;
+	char jg[256];
+	struct xt_node *n;
+
+	snprintf(jg, sizeof(jg), "o7@%s", offhost);
+	if (!a) {
+		xt_report("offline and a failed delete", false, "login failed");
+		return;
+	}
+	xt_sendf(a, "<message to='%s' type='chat'><body>once</body></message>", jg);
+	xt_iq(a, "get", offhost, "<ping xmlns='urn:xmpp:ping'/>");
+	g = login_off("o7", "first");
+	if (g)
+		presence(g, NULL, NULL, NULL);
+	n = g ? wait_for(g, "message", "chat", NULL, 3000) : NULL;
+	xt_report("offline: a stored message is delivered (its DELETE will fail)", n != NULL,
+		  "nothing came");
+	/* The flush deletes once the client has the message: a round trip. */
+	if (g)
+		xt_iq(g, "get", offhost, "<ping xmlns='urn:xmpp:ping'/>");
+	xt_free(g);
+	g = login_off("o7", "second");
+	if (g)
+		presence(g, NULL, NULL, NULL);
+	xt_report("offline: ... and not again at the next login, though still in the table",
+		  g && nothing(g, "message", "chat", 1500), "it came again");
+	xt_free(g);
+	xt_free(a);
+}
+
+/* What o6 leaves behind for im_core.test to find gone once it deletes the
+ * account: a roster item, a last activity, a stored message. */
+static void t_leave_rows(void)
+{
+	struct xt *f = login_off("o6", "r"), *a = NULL;
+	char jf[256], ja[256];
+	struct xt_node *n;
+
+	snprintf(jf, sizeof(jf), "o6@%s", offhost);
+	snprintf(ja, sizeof(ja), "o1@%s", offhost);
+	if (!f) {
+		xt_report("rows of an account", false, "login failed");
+		return;
+	}
+	{
+		char q[512];
+
+		snprintf(q, sizeof(q), "<query xmlns='jabber:iq:roster'><item jid='%s'/></query>",
+			 ja);
+		n = xt_iq(f, "set", NULL, q);
+	}
+	xt_report("o6 adds a roster item", n && attr_is(n, "type", "result"), "got: %s",
+		  n ? xt_raw(n) : "nothing");
+	presence(f, NULL, NULL, NULL);
+	xt_sendf(f, "</stream:stream>");
+	xt_free(f);
+	a = login_off("o1", "rows");
+	if (a) {
+		xt_sendf(a, "<message to='%s' type='chat'><body>kept</body></message>", jf);
+		n = xt_iq(a, "get", offhost, "<ping xmlns='urn:xmpp:ping'/>");
+	}
+	xt_report("an account with a roster, a last activity and a stored message",
+		  a && n && attr_is(n, "type", "result"), "got: %s", n ? xt_raw(n) : "nothing");
+	xt_free(a);
+}
+
 int main(void)
 {
 	host = getenv("PARLEY_HOST");
@@ -824,5 +927,8 @@ int main(void)
 	t_roster();
 	t_last();
 	t_offline();
+	t_offline_priority();
+	t_delete_fails();
+	t_leave_rows();
 	return xt_failures ? 1 : 0;
 }

@@ -112,7 +112,7 @@ static void test_valid(void **state)
 	assert_int_equal(cfg->limits.stanza_size, 64 * 1024);
 	assert_int_equal(cfg->limits.connections_per_ip, 10);
 	assert_int_equal(cfg->limits.idle_timeout, 300);
-	assert_int_equal(cfg->limits.offline_queue, 1000);	/* default */
+	assert_int_equal(cfg->limits.auth_attempts, 10);	/* default */
 	assert_int_equal(cfg->nlisteners, 3);
 	assert_int_equal(cfg->listeners[0].type, LISTEN_C2S);
 	assert_string_equal(cfg->listeners[0].address, "::");
@@ -146,7 +146,7 @@ static void test_every_error_with_its_line(void **state)
 		"<parley>\n"					/* 1 */
 		"  <log level='loud'/>\n"			/* 2 */
 		"  <database conninfo='dbname=x' pool='0'/>\n"	/* 3 */
-		"  <limits stanza-size='12q' depth='2'/>\n"	/* 4 */
+		"  <limits stanza-size='12q' depth='2' offline-queue='10'/>\n"	/* 4 */
 		"  <listen type='c2s' port='70000'/>\n"		/* 5 */
 		"  <listen type='xmpp' port='5222'/>\n"		/* 6 */
 		"  <listen type='c2s' address='example.com' port='1'/>\n"	/* 7 */
@@ -179,6 +179,8 @@ static void test_every_error_with_its_line(void **state)
 	assert_error(&errs, path, 14, "unknown element <plugin>");
 	assert_error(&errs, path, 15, "appears twice (first at line 2)");
 	assert_error(&errs, path, 16, "\"key\" is required");
+	/* A limit that became mod_offline's option says where it went. */
+	assert_error(&errs, path, 4, "<module name=\"offline\" offline-queue=\"10\"/>");
 	free(path);
 	config_errors_free(&errs);
 }
