@@ -17,6 +17,7 @@
 
 #include "base64.h"
 #include "sasl.h"
+#include "scram.h"
 
 /* RFC 5802 wants a nonce the client cannot predict; 24 random bytes are 192
  * bits, 32 characters of base64. */
@@ -110,23 +111,6 @@ struct sasl_session {
 };
 
 /* ---- small helpers ---- */
-
-static const EVP_MD *scram_md(enum scram_hash hash)
-{
-	return hash == SCRAM_SHA_1 ? EVP_sha1() : EVP_sha256();
-}
-
-size_t scram_hash_len(enum scram_hash hash)
-{
-	switch (hash) {
-	case SCRAM_SHA_1:
-		return 20;
-	case SCRAM_SHA_256:
-		return 32;
-	default:
-		return 0;
-	}
-}
 
 static bool is_alpha(unsigned char c)
 {
@@ -265,35 +249,6 @@ size_t sasl_offer(bool tls, bool cb, bool plain_allowed, const char **names)
 
 /* ---- credentials ---- */
 
-/* StoredKey and ServerKey from a password (RFC 5802 §3). */
-static int scram_keys(enum scram_hash hash, const char *pw, size_t pw_len,
-		      const unsigned char *salt, size_t salt_len, unsigned iterations,
-		      unsigned char *stored_key, unsigned char *server_key)
-{
-	const EVP_MD *md = scram_md(hash);
-	size_t hlen = scram_hash_len(hash);
-	unsigned char salted[SCRAM_MAX_KEY], client_key[SCRAM_MAX_KEY];
-	unsigned int mlen;
-	int rc = -1;
-
-	if (!PKCS5_PBKDF2_HMAC(pw, (int)pw_len, salt, (int)salt_len, (int)iterations, md,
-			       (int)hlen, salted))
-		goto out;
-	if (!HMAC(md, salted, (int)hlen, (const unsigned char *)"Client Key", 10,
-		  client_key, &mlen))
-		goto out;
-	if (!EVP_Digest(client_key, hlen, stored_key, NULL, md, NULL))
-		goto out;
-	if (server_key && !HMAC(md, salted, (int)hlen, (const unsigned char *)"Server Key", 10,
-				server_key, &mlen))
-		goto out;
-	rc = 0;
-out:
-	OPENSSL_cleanse(salted, sizeof(salted));
-	OPENSSL_cleanse(client_key, sizeof(client_key));
-	return rc;
-}
-
 int scram_cred_derive_salt(enum scram_hash hash, const char *password,
 			   const unsigned char *salt, size_t salt_len, unsigned iterations,
 			   struct scram_cred *out)
@@ -314,8 +269,8 @@ int scram_cred_derive_salt(enum scram_hash hash, const char *password,
 	out->iterations = iterations;
 	out->salt_len = salt_len;
 	memcpy(out->salt, salt, salt_len);
-	if (scram_keys(hash, password, pw_len, salt, salt_len, iterations, out->stored_key,
-		       out->server_key) < 0) {
+	if (scram_keys(hash, password, pw_len, salt, salt_len, iterations, NULL,
+		       out->stored_key, out->server_key) < 0) {
 		OPENSSL_cleanse(out, sizeof(*out));
 		return -1;
 	}
@@ -789,14 +744,11 @@ static int scram_cb_matches(const struct sasl_session *s, const char *p, size_t 
 /* client-final-message: c=..,r=..[,ext],p=.. . msg is NUL-terminated. */
 static enum sasl_status scram_final(struct sasl_session *s, const char *msg)
 {
-	const EVP_MD *md = scram_md(s->cred.hash);
 	size_t hlen = scram_hash_len(s->cred.hash);
 	const char *p = msg, *e, *r, *proof_b64 = NULL;
-	size_t rlen, without_proof = 0, plen, alen, i;
-	unsigned char proof[SCRAM_MAX_KEY], sig[EVP_MAX_MD_SIZE];
-	unsigned char key[SCRAM_MAX_KEY], h[EVP_MAX_MD_SIZE];
-	char v[BASE64_ENCODED_LEN(EVP_MAX_MD_SIZE) + 3];
-	unsigned int mlen;
+	size_t rlen, without_proof = 0, plen, alen;
+	unsigned char proof[SCRAM_MAX_KEY], sig[SCRAM_MAX_KEY];
+	char v[BASE64_ENCODED_LEN(SCRAM_MAX_KEY) + 3];
 	bool nonce_ok, proof_ok;
 	char *auth, *out;
 	int cb;
@@ -848,19 +800,13 @@ static enum sasl_status scram_final(struct sasl_session *s, const char *msg)
 
 	/* ClientKey = ClientProof XOR HMAC(StoredKey, AuthMessage); it is right if
 	 * H(ClientKey) is StoredKey. Compared in constant time. */
-	proof_ok = HMAC(md, s->cred.stored_key, (int)hlen, (unsigned char *)auth, alen, sig,
-			&mlen) != NULL;
-	for (i = 0; i < hlen; i++)
-		key[i] = proof[i] ^ sig[i];
-	proof_ok = proof_ok && EVP_Digest(key, hlen, h, NULL, md, NULL) &&
-		   CRYPTO_memcmp(h, s->cred.stored_key, hlen) == 0;
-	OPENSSL_cleanse(key, sizeof(key));
+	proof_ok = scram_proof_ok(s->cred.hash, s->cred.stored_key, auth, alen, proof);
 	if (s->unknown_user || !proof_ok) {
 		free(auth);
 		return sasl_fail(s, cond_not_authorized, s->unknown_user ?
 				 "SCRAM: no such user" : "SCRAM: wrong password");
 	}
-	if (!HMAC(md, s->cred.server_key, (int)hlen, (unsigned char *)auth, alen, sig, &mlen)) {
+	if (scram_signature(s->cred.hash, s->cred.server_key, auth, alen, sig) < 0) {
 		free(auth);
 		return sasl_fail(s, cond_temporary, "SCRAM: HMAC failed");
 	}
@@ -978,7 +924,7 @@ void sasl_work(struct sasl_session *s)
 		return;
 	/* The same PBKDF2 for unknown users, so timing does not tell. */
 	if (scram_keys(s->cred.hash, s->password, s->password_len, s->cred.salt,
-		       s->cred.salt_len, s->cred.iterations, stored, NULL) < 0)
+		       s->cred.salt_len, s->cred.iterations, NULL, stored, NULL) < 0)
 		s->work_error = true;
 	else
 		s->work_ok = CRYPTO_memcmp(stored, s->cred.stored_key, hlen) == 0 &&

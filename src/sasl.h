@@ -45,6 +45,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "scram.h"		/* enum scram_hash, SCRAM_MAX_KEY, scram_hash_len() */
+
 /* The largest client message a step accepts, decoded (bytes). */
 #define SASL_MAX_MESSAGE 4096
 /* The largest username (authentication identity), in bytes of UTF-8. */
@@ -65,12 +67,6 @@ enum sasl_mech {
 	SASL_MECH_COUNT
 };
 
-enum scram_hash {
-	SCRAM_SHA_1,
-	SCRAM_SHA_256,
-	SCRAM_HASH_COUNT
-};
-
 /* Looks a mechanism up by its exact (upper-case) name. Returns 0, or -1 when
  * Parley has no such mechanism ("invalid-mechanism"). */
 int sasl_mech_find(const char *name, enum sasl_mech *mech);
@@ -89,7 +85,6 @@ size_t sasl_offer(bool tls, bool cb, bool plain_allowed, const char **names);
 
 #define SCRAM_SALT_LEN 16		/* salt made by scram_cred_derive() */
 #define SCRAM_MAX_SALT 64		/* longest salt scram_cred_decode() accepts */
-#define SCRAM_MAX_KEY 32		/* SHA-256 */
 #define SCRAM_DEFAULT_ITERATIONS 4096	/* RFC 7677 §4 asks for at least this */
 #define SCRAM_MIN_ITERATIONS 4096	/* floor for new credentials */
 #define SCRAM_MAX_ITERATIONS 10000000	/* bounds the CPU one login can cost */
@@ -102,9 +97,6 @@ struct scram_cred {
 	unsigned char stored_key[SCRAM_MAX_KEY];	/* scram_hash_len() bytes used */
 	unsigned char server_key[SCRAM_MAX_KEY];
 };
-
-/* Digest length: 20 or 32; 0 for an out-of-range value. */
-size_t scram_hash_len(enum scram_hash hash);
 
 /* New credentials for password (NUL-terminated UTF-8, 1..SASL_MAX_PASSWORD
  * bytes) with a fresh random salt of SCRAM_SALT_LEN bytes. iterations must be

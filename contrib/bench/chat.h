@@ -1,0 +1,37 @@
+/*
+ * chat.h - the chat scenario: all accounts online, 1:1 messages at a fixed
+ * total rate from random users to random other users, one step per rate of
+ * --rates, until a step falls behind. The parent runs the steps and writes
+ * their figures; each worker sends its share of the rate.
+ */
+#ifndef BENCH_CHAT_H
+#define BENCH_CHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "worker.h"
+
+#define MSG_MAX		1024		/* one preformatted message */
+
+/* ---- in a worker ---- */
+
+/* The online lists and the step's events; fatal on failure. After W.base. */
+void chat_setup(void);
+/* C_ONLINE: who is online anywhere (the parent's merged map) and here. */
+void chat_set_online(const uint8_t *map);
+/* C_STEP: sends c->rate msgs/s from c->t_start for c->duration_ns, then
+ * reports R_STEP after --drain. */
+void chat_step(const struct cmd *c);
+/* C_QUIT: no more sending. */
+void chat_stop(void);
+/* A chat message to account to (its full JID, or bare) stamped with now and
+ * seq, at p (MSG_MAX bytes suffice); returns its length. Offline uses it too. */
+size_t chat_message(char *p, uint32_t to, uint32_t seq, bool bare);
+
+/* ---- in the parent ---- */
+
+void scenario_chat(void);
+
+#endif
