@@ -71,8 +71,8 @@
 #                  --sasl scram-sha-256 and keeps derived keys in a cache
 #   storage      Parley: PostgreSQL 15. Prosody and ejabberd: their default
 #                  internal storage (Prosody's files, ejabberd's Mnesia)
-#   limits       lifted: Parley <limits connections-per-ip auth-attempts
-#                  offline-queue>; Prosody without mod_limits; ejabberd
+#   limits       lifted: Parley <limits connections-per-ip auth-attempts> and
+#                  mod_offline's offline-queue; Prosody without mod_limits; ejabberd
 #                  shaper: none, max_user_offline_messages 100000,
 #                  registration_timeout: infinity
 #   sockets      TCP_NODELAY on all (Parley and ejabberd set it; Prosody
@@ -238,10 +238,10 @@ setup_parley() {
 <parley><log level="warn"/><control socket="$d/ctl.sock"/>
 <database conninfo="$PG_CONNINFO_BASE dbname=parley_bench" pool="4"/>
 <modules dir="$TOP/modules/.libs"/>$tls
-<limits connections-per-ip="100000" auth-attempts="100000" offline-queue="100000"/>
+<limits connections-per-ip="100000" auth-attempts="100000"/>
 <listen type="c2s" address="127.0.0.1" port="$P_PORT" tls="$TLS"/>
 <host name="$HOST"><module name="disco"/><module name="ping"/><module name="roster"/>
-<module name="presence"/><module name="offline"/>
+<module name="presence"/><module name="offline" offline-queue="100000"/>
 <module name="register" allow-registration="true" rate="100000"/>
 <module name="stream_mgmt"/></host></parley>
 XML
