@@ -113,7 +113,13 @@ static int account_last(struct iq *iq)
 /* A lost write means a wrong "last seen": say so (arg: the account, owned). */
 static void on_stored(void *arg, const PGresult *res, const char *err)
 {
-	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	/* 23503: the account is gone (its last session ended because it was
+	 * removed): nothing to remember. */
+	if (state && strcmp(state, "23503") == 0)
+		log_debug("last", "%s: the account was removed: no last activity", (char *)arg);
+	else if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
 		log_error("last", "%s: the last activity could not be stored: %s", (char *)arg,
 			  res ? PQresultErrorMessage(res) : err);
 	free(arg);

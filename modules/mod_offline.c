@@ -10,9 +10,10 @@
  * <resource-constraint/> past that), and messages older than retention-days
  * are deleted by a timer on the loop.
  *
- * Nothing goes out twice: a DELETE of delivered rows that fails keeps their ids
- * here, skipped by the next flush and deleted again on the timer until the
- * database takes it.
+ * A DELETE of delivered rows that fails keeps their ids in this process,
+ * skipped by its next flushes and deleted again on the timer until the
+ * database takes it: they are not sent again unless parleyd restarts (or
+ * another node flushes the account) before that.
  *
  * Stores are group-committed: while one batch INSERT is in flight the next
  * ones gather, and go as one statement (one commit) when it returns. A
@@ -439,14 +440,12 @@ static int on_user_removed(struct module *m, struct hook_args *a)
 	return HOOK_PASS;
 }
 
-static void on_deleted(void *arg, const PGresult *res, const char *err)
+/* The outcome of a DELETE of u's rows (res NULL: it could not be sent). */
+static void deleted(struct offline_state *st, struct undeleted *u, const PGresult *res,
+		    const char *err)
 {
-	struct delete_req *r = arg;
-	struct offline_state *st = r->st;
-	struct undeleted *u = r->u;
 	bool kept = false;
 
-	free(r);
 	for (struct undeleted *k = st->undeleted; k; k = k->next)
 		kept |= k == u;
 	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
@@ -475,6 +474,16 @@ static void on_deleted(void *arg, const PGresult *res, const char *err)
 	module_timer_start(st->retry, RETRY_INTERVAL * 1000ul, false);
 }
 
+static void on_deleted(void *arg, const PGresult *res, const char *err)
+{
+	struct delete_req *r = arg;
+	struct offline_state *st = r->st;
+	struct undeleted *u = r->u;
+
+	free(r);
+	deleted(st, u, res, err);
+}
+
 static void delete_send(struct offline_state *st, struct undeleted *u)
 {
 	struct delete_req *r = calloc(1, sizeof(*r));
@@ -495,13 +504,11 @@ static void delete_send(struct offline_state *st, struct undeleted *u)
 		r->st = st;
 		r->u = u;
 	}
-	if (!r || !ids || db_exec_prepared(module_db(st->m), st->affinity, "offline_delete",
-					   3, params, on_deleted, r) < 0) {
-		if (r)
-			on_deleted(r, NULL, "the query could not be sent");
-		else
-			log_error("offline", "%s@%s: no memory to delete delivered messages",
-				  u->user, module_host(st->m));
+	if (!r)		/* as a failed DELETE: kept, skipped, tried again on the timer */
+		deleted(st, u, NULL, "out of memory");
+	else if (!ids || db_exec_prepared(module_db(st->m), st->affinity, "offline_delete",
+					    3, params, on_deleted, r) < 0) {
+		on_deleted(r, NULL, "the query could not be sent");
 	}
 	free(ids);
 }

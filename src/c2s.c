@@ -68,6 +68,7 @@ struct c2s {
 	bool header_sent;		/* our stream header is out (reset on restart) */
 	bool freed_conn;
 	bool active;			/* bytes came since the last compaction sweep */
+	bool overflowing;		/* output over C2S_OUTPUT_MAX: closing next turn */
 	char id[24];			/* stream id */
 	struct c2s *prev, *next;	/* every open stream, for shutdown */
 };
@@ -108,12 +109,44 @@ static void c2s_error_extra(struct c2s *c, const char *condition, const char *te
  * reader would hold the server's memory hostage. */
 #define C2S_OUTPUT_MAX (4u << 20)
 
+static void on_overflow(evutil_socket_t fd, short what, void *arg)
+{
+	struct c2s *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->conn && c->state != C2S_CLOSED)
+		c2s_error(c, "policy-violation", "the client does not read its stream");
+	c2s_unref(c);
+}
+
+/*
+ * A stanza for the bound session. A client that does not read gets its stream
+ * closed, but on the next turn of the loop: the caller may be walking a list
+ * of sessions or a XEP-0198 queue that the close would free under it. Until
+ * then what comes is not written, and the delivery it belongs to fails, so an
+ * offline message stays stored.
+ */
 static void c2s_send(struct c2s *c, const struct xml_node *stanza)
 {
+	struct timeval now = { 0, 0 };
+
 	if (c->state != C2S_SESSION)
 		return;
-	if (conn_output_pending(c->conn) > C2S_OUTPUT_MAX) {
-		c2s_error(c, "policy-violation", "the client does not read its stream");
+	if (!c->overflowing && conn_output_pending(c->conn) > C2S_OUTPUT_MAX) {
+		c->overflowing = true;
+		c->refs++;
+		if (event_base_once(server.base, -1, EV_TIMEOUT, on_overflow, c, &now) < 0) {
+			c->refs--;
+			log_error("c2s", "%s: cannot schedule the close of a stalled stream",
+				  conn_peer(c->conn));
+		}
+	}
+	if (c->overflowing) {
+		struct delivery *d = delivery_current();
+
+		if (d)
+			delivery_release(delivery_ref(d), false);
 		return;
 	}
 	stream_stats.stanzas_out++;

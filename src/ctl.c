@@ -178,7 +178,7 @@ static int cmd_sessions(struct out *o, int argc, char **argv)
 
 static int cmd_kick(struct out *o, int argc, char **argv)
 {
-	struct session *list[SESSION_RESOURCES_MAX];
+	struct session *list[1];
 	struct jid *j;
 	size_t n = 0;
 	const char *reason = argc > 1 ? argv[1] : "kicked by the administrator";
@@ -191,16 +191,18 @@ static int cmd_kick(struct out *o, int argc, char **argv)
 	if (j->resource) {
 		struct session *s = sm_find(j);
 
-		if (s)
-			list[n++] = s;
+		if (s) {
+			session_close(s, "policy-violation", reason);
+			n++;
+		}
 	} else {
-		n = sm_user_sessions(j, list, SESSION_RESOURCES_MAX);
-		if (n > SESSION_RESOURCES_MAX)
-			n = SESSION_RESOURCES_MAX;
+		/* One at a time, looked up again each turn: closing one runs hooks
+		 * that may end its siblings too. */
+		while (n <= SESSION_RESOURCES_MAX && sm_user_sessions(j, list, 1) > 0) {
+			session_close(list[0], "policy-violation", reason);
+			n++;
+		}
 	}
-	/* Collected first: closing a session unbinds it from the lists. */
-	for (size_t i = 0; i < n; i++)
-		session_close(list[i], "policy-violation", reason);
 	if (o->json)
 		evbuffer_add_printf(o->b, "{\"ok\":%s,\"kicked\":%zu}\n", n ? "true" : "false",
 				    n);

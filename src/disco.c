@@ -115,6 +115,14 @@ void module_disco_info(const struct module *m, bool account, struct xml_node *qu
 	vhost_disco_info(m->vh, account, query);
 }
 
+bool disco_has_identity(const struct vhost *vh)
+{
+	for (const struct disco_entry *e = vh->disco; e; e = e->next)
+		if (e->category && !e->account)
+			return true;
+	return false;
+}
+
 void disco_remove(struct vhost *vh, const struct module *m)
 {
 	for (struct disco_entry **pp = &vh->disco; *pp;) {
@@ -162,8 +170,16 @@ int disco_service_iq(struct vhost *svc, struct xml_node *stanza, const struct ji
 		r = stanza_error_reply(stanza, NULL, "item-not-found", "no such node");
 	} else {
 		q = xml_new("query", payload->ns);
-		if (q && info)
+		if (q && info) {
+			struct xml_node *f;
+
 			vhost_disco_info(svc, false, q);
+			/* XEP-0030 §3.1: an entity that answers disco#info says so. */
+			if ((f = xml_add_child(q, "feature", NULL)))
+				xml_attr_set(f, "var", NS_DISCO_INFO);
+			if ((f = xml_add_child(q, "feature", NULL)))
+				xml_attr_set(f, "var", NS_DISCO_ITEMS);
+		}
 		r = q ? stanza_iq_result(stanza, q) : NULL;
 	}
 	if (!r)

@@ -147,6 +147,11 @@ int iq_dispatch(struct vhost *vh, bool account, struct xml_node *stanza,
 int iq_dispatch_unbound(struct vhost *vh, struct xml_node *stanza, const struct jid *to,
 			const struct iq_origin *origin)
 {
+	const struct xml_node *payload = xml_child(stanza, NULL, NULL);
+
+	/* Before authentication only in-band registration answers (module.h). */
+	if (!payload || !payload->ns || strcmp(payload->ns, "jabber:iq:register") != 0)
+		return -1;
 	return dispatch(vh, false, stanza, NULL, to, origin);
 }
 

@@ -193,11 +193,12 @@ static int set_value(struct module *m, const struct module_option *o, const char
 		return 0;
 	case OPT_STRING:
 		grown = realloc(m->strings, (m->nstrings + 1) * sizeof(*grown));
-		if (!grown)
+		if (grown)
+			m->strings = grown;
+		if (!grown || !(m->strings[m->nstrings] = strdup(s))) {
+			snprintf(why, whylen, "out of memory");
 			return -1;
-		m->strings = grown;
-		if (!(m->strings[m->nstrings] = strdup(s)))
-			return -1;
+		}
 		*(const char **)field = m->strings[m->nstrings++];
 		return 0;
 	case OPT_INT:
@@ -218,7 +219,8 @@ static bool option_fits(const struct module_def *def, const struct module_option
 	size_t size = o->type == OPT_BOOL ? sizeof(bool) : o->type == OPT_STRING ?
 		sizeof(const char *) : sizeof(long long);
 
-	return o->offset + size <= def->options_size;
+	return o->offset <= def->options_size && size <= def->options_size - o->offset &&
+	       o->offset % size == 0;	/* each field type is aligned to its size here */
 }
 
 static int set_options(struct module *m, const struct config_module *cm, const char *cpath,
@@ -351,6 +353,7 @@ static int instantiate(struct vhost *vh, const char *name, const struct config_m
 	const char *dir = cfg->module_dir ? cfg->module_dir : MODULEDIR, *cpath = cfg->path;
 	const struct module_def *def;
 	struct module *m, **grown;
+	bool refused;
 
 	if (host_module(vh, name))
 		return 0;
@@ -386,7 +389,14 @@ static int instantiate(struct vhost *vh, const char *name, const struct config_m
 		return -1;
 	if (check_only)
 		return 0;
-	if ((def->load && def->load(m) < 0) || m->reg_failed) {
+	refused = def->load && def->load(m) < 0;
+	if (!refused && !m->reg_failed && def->service && !disco_has_identity(m->vh)) {
+		log_error("modules", "%s: mod_%s serves %s but declared no identity "
+			  "(XEP-0030 requires one: module_identity)", vh->name, name, m->vh->name);
+		m->reg_failed = true;
+	}
+	if (refused || m->reg_failed) {
+		m->loaded = !refused;	/* its load() ran to the end: unload() undoes it */
 		config_error(errs, cpath, line, "<module name=\"%s\">: the module refused to load "
 			     "for host %s (see the log above)", name, vh->name);
 		return -1;
@@ -463,13 +473,15 @@ void module_timer_start(struct module_timer *t, unsigned long ms, bool repeat)
 
 	if (repeat != t->repeat) {
 		/* EV_PERSIST is fixed at creation: make the event anew. */
-		event_free(t->ev);
-		t->ev = event_new(server.base, -1, repeat ? EV_PERSIST : 0, on_timer, t);
-		t->repeat = repeat;
-		if (!t->ev) {
+		struct event *ev = event_new(server.base, -1, repeat ? EV_PERSIST : 0, on_timer, t);
+
+		if (!ev) {
 			log_error("modules", "mod_%s: no memory for a timer", t->m->def->name);
 			return;
 		}
+		event_free(t->ev);
+		t->ev = ev;
+		t->repeat = repeat;
 	}
 	event_add(t->ev, &tv);
 }

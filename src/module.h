@@ -97,7 +97,9 @@ const char *module_domain(const struct module *m);
 const char *module_name(const struct module *m);
 /* The options struct the table filled (NULL if the module declares none). */
 const void *module_options(const struct module *m);
-/* Per-host state; free_fn (may be NULL) runs when the instance unloads. */
+/* Per-host state; free_fn (may be NULL) runs when the instance unloads.
+ * Sessions end before any instance unloads (at shutdown), so per-session data
+ * (session_set_data) may hold the instance's timers and free them itself. */
 void module_set_data(struct module *m, void *data, void (*free_fn)(void *));
 void *module_data(const struct module *m);
 /* The database pool, for db_prepare() and db_exec_prepared(). */

@@ -584,15 +584,21 @@ static int purge_host(struct ctl *ctl, PGconn *conn, const char *host, unsigned 
 	int rc = EXIT_OK;
 
 	snprintf(days, sizeof(days), "%lu", n);
-	res = PQexecParams(conn, "DELETE FROM offline WHERE created <= now() - "
-			   "make_interval(days => $1::int) AND host = $2", 2, NULL, params, NULL,
-			   NULL, 0);
+	/* host NULL: every host, those no longer in the config too. */
+	res = PQexecParams(conn, host ? "DELETE FROM offline WHERE created <= now() - "
+			   "make_interval(days => $1::int) AND host = $2" : "DELETE FROM offline "
+			   "WHERE created <= now() - make_interval(days => $1::int)", host ? 2 : 1,
+			   NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		snprintf(msg, sizeof(msg), "%s: %s", host, PQresultErrorMessage(res));
+		snprintf(msg, sizeof(msg), "%s: %s", host ? host : "all hosts",
+			 PQresultErrorMessage(res));
 		msg[strcspn(msg, "\n")] = '\0';
 		if (ctl->json) {
 			printf("%s{\"host\":", first ? "" : ",");
-			json_str(stdout, host);
+			if (host)
+				json_str(stdout, host);
+			else
+				printf("null");
 			printf(",\"error\":");
 			json_str(stdout, msg);
 			printf("}");
@@ -602,10 +608,14 @@ static int purge_host(struct ctl *ctl, PGconn *conn, const char *host, unsigned 
 		rc = EXIT_FAILED;
 	} else if (ctl->json) {
 		printf("%s{\"host\":", first ? "" : ",");
-		json_str(stdout, host);
+		if (host)
+			json_str(stdout, host);
+		else
+			printf("null");
 		printf(",\"deleted\":%s,\"older_than_days\":%lu}", PQcmdTuples(res), n);
 	} else {
-		printf("%s: deleted %s stored message%s older than %lu day%s\n", host,
+		printf("%s: deleted %s stored message%s older than %lu day%s\n",
+		       host ? host : "all hosts",
 		       PQcmdTuples(res), strcmp(PQcmdTuples(res), "1") ? "s" : "", n,
 		       n == 1 ? "" : "s");
 	}
@@ -639,7 +649,9 @@ static int cmd_offline_purge(struct ctl *ctl, int argc, char **argv)
 		return EXIT_UNREACHABLE;
 	if (ctl->json)
 		printf("{\"hosts\":[");
-	for (size_t i = 0; i < ctl->cfg->nhosts; i++) {
+	if (argc == 1 && purge_host(ctl, conn, NULL, given, true) != EXIT_OK)
+		rc = EXIT_FAILED;
+	for (size_t i = 0; argc == 0 && i < ctl->cfg->nhosts; i++) {
 		const struct config_host *h = &ctl->cfg->hosts[i];
 		long n = argc == 1 ? (long)given : host_retention(ctl, h);
 
@@ -725,10 +737,17 @@ static int cmd_modules(struct ctl *ctl, int argc, char **argv)
 			json_str(stdout, def->name);
 			printf(",\"description\":");
 			json_str(stdout, def->description ? def->description : "");
+			if (def->service) {
+				printf(",\"service\":");
+				json_str(stdout, def->service);
+			}
 			printf(",\"options\":[");
 		} else {
 			printf("%s%s\n  %s\n", i ? "\n" : "", def->name,
 			       def->description ? def->description : "");
+			if (def->service)
+				printf("  serves %s.HOST (domain=\"...\" to choose another)\n",
+				       def->service);
 		}
 		for (const struct module_option *o = def->options; o && o->name; o++) {
 			if (ctl->json) {

@@ -114,8 +114,10 @@ static void message_to_bare(struct xml_node *st, const struct jid *from,
 	bool headline = message_is(st, "headline");
 	size_t n;
 
-	/* §8.5.2.1.1: groupchat to an account is never delivered (a room's
+	/* §8.5.2.1.1: an error to a bare JID is silently dropped, and groupchat to an account is never delivered (a room's
 	 * messages go to occupants' full JIDs). */
+	if (message_is(st, "error"))
+		return;
 	if (message_is(st, "groupchat")) {
 		bounce(st, "service-unavailable", "groupchat messages go to a room, not an "
 		       "account");
@@ -134,7 +136,7 @@ static void message_to_bare(struct xml_node *st, const struct jid *from,
 		return;
 	/* §8.5.2.2: nobody to take it and no offline store; a headline is
 	 * silently dropped. */
-	if (headline || type_is(st, "error"))
+	if (headline)
 		return;
 	bounce(st, "service-unavailable", "the recipient is not available");
 }

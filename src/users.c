@@ -234,7 +234,7 @@ int users_set_password(const char *host, const char *user, const char *password,
 void users_removed(const char *host, const char *user)
 {
 	struct jid *bare = jid_make(user, host, NULL, NULL);
-	struct session *list[SESSION_RESOURCES_MAX];
+	struct session *list[1];
 	size_t n;
 
 	if (!bare) {
@@ -242,10 +242,10 @@ void users_removed(const char *host, const char *user)
 		return;
 	}
 	log_info("users", "%s: the account was removed", bare->full);
-	/* Collected first: closing a session unbinds it from the list. */
-	n = sm_user_sessions(bare, list, SESSION_RESOURCES_MAX);
-	for (size_t i = 0; i < n && i < SESSION_RESOURCES_MAX; i++)
-		session_close(list[i], "not-authorized", "the account was removed");
+	/* One at a time, looked up again each turn: closing one runs hooks that
+	 * may end its siblings too. Each close unbinds, so this ends. */
+	for (n = 0; n <= SESSION_RESOURCES_MAX && sm_user_sessions(bare, list, 1) > 0; n++)
+		session_close(list[0], "not-authorized", "the account was removed");
 	struct hook_args a = { .to = bare, .user = bare->local };
 	hooks_run(host, HOOK_USER_REMOVED, &a);
 	jid_free(bare);

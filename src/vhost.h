@@ -136,6 +136,8 @@ int iq_dispatch_unbound(struct vhost *vh, struct xml_node *stanza, const struct 
 void vhost_disco_info(const struct vhost *vh, bool account, struct xml_node *query);
 /* A service's own disco#info and disco#items when its module does not answer
  * them: 0 if the IQ was one of those (answered), -1 if not. */
+/* Whether the domain has declared an identity (XEP-0030: every entity has one). */
+bool disco_has_identity(const struct vhost *vh);
 int disco_service_iq(struct vhost *svc, struct xml_node *stanza, const struct jid *from,
 		     const struct jid *to);
 

@@ -191,6 +191,11 @@ static int load_service(struct module *m)
 static const struct module_def service_def = { .abi = PARLEY_MODULE_ABI, .name = "t_muc",
 					       .service = "conference", .load = load_service };
 
+/* A service that declares no identity: XEP-0030 needs one, so it fails. */
+static int load_noid(struct module *m) { (void)m; return 0; }
+static const struct module_def noid_def = { .abi = PARLEY_MODULE_ABI, .name = "t_noid",
+					    .service = "upload", .load = load_noid };
+
 /* ---- the host ---- */
 
 static struct config_module host_mods[] = {
@@ -209,6 +214,7 @@ static int setup(void **state)
 	module_add_builtin(&hooks_def);
 	module_add_builtin(&service_def);
 	module_add_builtin(&clash_def);
+	module_add_builtin(&noid_def);
 	if (vhosts_init(&cfg, false, &errs) < 0) {
 		for (size_t i = 0; i < errs.count; i++)
 			print_error("%s\n", errs.msgs[i]);
@@ -276,6 +282,8 @@ static void test_message_to_bare(void **state)
 	counts(1, 1, 0, 0, 0);
 	route("<message " FROM_BOB "to='alice@" HOST "' type='headline'><body>3</body></message>");
 	counts(1, 1, 1, 0, 0);
+	route("<message " FROM_BOB "to='alice@" HOST "' type='error'><body>e</body></message>");
+	counts(0, 0, 0, 0, 0);
 	assert_int_equal(bob->n, 0);
 	/* Our stanza-id is on what was delivered (XEP-0359). */
 	route("<message " FROM_BOB "to='alice@" HOST "' type='chat'><body>4</body></message>");
@@ -474,7 +482,8 @@ static void test_hooks(void **state)
 	assert_string_equal(order, "");
 }
 
-/* A second module for an IQ namespace the first handles fails its load. */
+/* A second module for an IQ namespace the first handles fails its load, and
+ * so does a service without an identity. */
 static void test_registration_clash(void **state)
 {
 	struct config_module mods[] = { { .name = "t_hooks", .line = 3 },
@@ -488,6 +497,13 @@ static void test_registration_clash(void **state)
 	assert_int_equal(vhosts_init(&clash, false, &errs), -1);
 	assert_int_equal(errs.count, 1);
 	assert_non_null(strstr(errs.msgs[0], "clash.xml:4: <module name=\"t_clash\">"));
+	config_errors_free(&errs);
+	vhosts_free();
+	mods[1].name = "t_noid";
+	assert_int_equal(vhosts_init(&clash, false, &errs), -1);
+	assert_int_equal(errs.count, 1);
+	assert_non_null(strstr(errs.msgs[0], "clash.xml:4: <module name=\"t_noid\">"));
+	assert_non_null(service_find("upload.clash.example"));
 	config_errors_free(&errs);
 	vhosts_free();
 	assert_int_equal(vhosts_init(&cfg, false, &errs), 0);
