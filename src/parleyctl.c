@@ -373,14 +373,15 @@ static int report_account(struct ctl *ctl, enum users_status st, const char *ver
 	return EXIT_FAILED;
 }
 
-static int cmd_register(struct ctl *ctl, int argc, char **argv)
+/* register and passwd: USER HOST [PASSWORD], a random one printed if omitted. */
+static int set_credentials(struct ctl *ctl, int argc, char **argv, bool create)
 {
 	char user[JID_PART_MAX + 1], host[JID_PART_MAX + 1], pw[17], err[512] = "";
 	const char *password;
 	PGconn *conn;
 	enum users_status st;
-	int rc = account_args(ctl, argc, argv, 2, 3, "register USER HOST [PASSWORD]", user,
-			      host);
+	int rc = account_args(ctl, argc, argv, 2, 3, create ? "register USER HOST [PASSWORD]"
+			      : "passwd USER HOST [PASSWORD]", user, host);
 
 	if (rc != EXIT_OK)
 		return rc;
@@ -392,34 +393,21 @@ static int cmd_register(struct ctl *ctl, int argc, char **argv)
 	}
 	if (!(conn = db_connect(ctl)))
 		return EXIT_UNREACHABLE;
-	st = users_create_sync(conn, host, user, password, err, sizeof(err));
+	st = create ? users_create_sync(conn, host, user, password, err, sizeof(err))
+		: users_set_password_sync(conn, host, user, password, err, sizeof(err));
 	PQfinish(conn);
-	return report_account(ctl, st, "registered", user, host, argc == 3 ? NULL : pw, err);
+	return report_account(ctl, st, create ? "registered" : "changed the password of", user,
+			      host, argc == 3 ? NULL : pw, err);
+}
+
+static int cmd_register(struct ctl *ctl, int argc, char **argv)
+{
+	return set_credentials(ctl, argc, argv, true);
 }
 
 static int cmd_passwd(struct ctl *ctl, int argc, char **argv)
 {
-	char user[JID_PART_MAX + 1], host[JID_PART_MAX + 1], pw[17], err[512] = "";
-	const char *password;
-	PGconn *conn;
-	enum users_status st;
-	int rc = account_args(ctl, argc, argv, 2, 3, "passwd USER HOST [PASSWORD]", user,
-			      host);
-
-	if (rc != EXIT_OK)
-		return rc;
-	if (argc == 3) {
-		password = argv[2];
-	} else {
-		random_password(pw, sizeof(pw));
-		password = pw;
-	}
-	if (!(conn = db_connect(ctl)))
-		return EXIT_UNREACHABLE;
-	st = users_set_password_sync(conn, host, user, password, err, sizeof(err));
-	PQfinish(conn);
-	return report_account(ctl, st, "changed the password of", user, host,
-			      argc == 3 ? NULL : pw, err);
+	return set_credentials(ctl, argc, argv, false);
 }
 
 static int cmd_unregister(struct ctl *ctl, int argc, char **argv)
