@@ -544,8 +544,19 @@ static int on_closed(struct module *m, struct hook_args *a)
 	const struct xml_node *last;
 	struct xml_node *st;
 
-	if (!session_available(a->sess))
+	if (!session_available(a->sess)) {
+		/* Never broadcast, but it may have sent directed presence (a room
+		 * joined before initial presence): §4.6.3, those learn it is gone. */
+		struct directed *d = session_data(a->sess, m);
+
+		if (d && d->n && (st = presence_new("unavailable", session_jid(a->sess)->full,
+						    NULL))) {
+			for (unsigned i = 0; i < d->n; i++)
+				route_copy(st, session_jid(a->sess)->full, d->jids[i]);
+			xml_unref(st);
+		}
 		return HOOK_PASS;
+	}
 	/* §4.5.2: unavailable, with the status the session last had. */
 	st = presence_new("unavailable", session_jid(a->sess)->full, NULL);
 	last = session_presence(a->sess);

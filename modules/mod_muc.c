@@ -1,0 +1,722 @@
+/*
+ * mod_muc - XEP-0045 Multi-User Chat: rooms on the host's conference service.
+ *
+ * The module serves conference.HOST (the core's service facility): the
+ * service's own disco answers, and every stanza to room@conference.HOST[/nick]
+ * comes to on_stanza(). A room lives in memory while it has occupants
+ * (temporary rooms, the default), created by the first join, locked until its
+ * owner accepts the default configuration (§10.1.2, the instant room).
+ *
+ * What occupants see: each occupant has a nick and a real full JID; the room
+ * sends as room@service/nick, to real JIDs, through the router. Rooms are
+ * semi-anonymous (real JIDs go only to moderators), open, unmoderated and
+ * public; only moderators change the subject. Persistence, configuration
+ * forms, affiliations, history and the archive come with the rest of the
+ * group-chat work; this file is the room core they build on.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jid.h"
+#include "log.h"
+#include "module.h"
+#include "router.h"
+#include "stanza.h"
+#include "stanza_id.h"
+#include "xml.h"
+
+#define NS_MUC "http://jabber.org/protocol/muc"
+#define NS_MUC_USER NS_MUC "#user"
+#define NS_MUC_OWNER NS_MUC "#owner"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_XDATA "jabber:x:data"
+#define NS_PING "urn:xmpp:ping"
+#define NS_SID "urn:xmpp:sid:0"
+
+struct options {
+	long long max_occupants, max_nick_length, max_rooms;
+	const char *name;
+};
+
+#define AT(f) MODULE_OPTION_AT(struct options, f)
+static const struct module_option options[] = {
+	{ "max-occupants", OPT_INT, "1024", 1, 100000, AT(max_occupants),
+	  "occupants one room may hold; past it a join gets service-unavailable" },
+	{ "max-nick-length", OPT_INT, "64", 1, 1023, AT(max_nick_length),
+	  "bytes of an occupant's nick" },
+	{ "max-rooms", OPT_INT, "10000", 1, 10000000, AT(max_rooms),
+	  "rooms the service holds at once; past it a new room is refused" },
+	{ "name", OPT_STRING, "Chatrooms", 0, 0, AT(name), "the service's name in disco" },
+	{ NULL },
+};
+
+enum role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
+enum affiliation { AFF_NONE, AFF_MEMBER, AFF_ADMIN, AFF_OWNER };
+
+static const char *const role_names[] = { "none", "visitor", "participant", "moderator" };
+static const char *const affiliation_names[] = { "none", "member", "admin", "owner" };
+
+struct occupant {
+	char *nick;
+	struct jid *real;		/* the occupant's full JID */
+	struct jid *jid;		/* room@service/nick */
+	enum role role;
+	enum affiliation affiliation;
+	struct xml_node *presence;	/* the last one it sent, as the room shows it */
+	struct occupant *next;
+};
+
+struct room {
+	struct jid *jid;		/* room@service */
+	struct occupant *occupants;	/* in join order */
+	unsigned count;
+	bool locked;			/* created, not yet configured by its owner */
+	struct xml_node *subject;	/* the message that set it, or NULL */
+	struct room *next;
+};
+
+struct muc {
+	struct module *m;
+	const struct options *o;
+	struct room *rooms;
+	unsigned nrooms;
+};
+
+/* ---- rooms and occupants ---- */
+
+static struct room *room_find(struct muc *muc, const struct jid *to)
+{
+	for (struct room *r = muc->rooms; r; r = r->next)
+		if (jid_bare_eq(r->jid, to))
+			return r;
+	return NULL;
+}
+
+static struct occupant *by_nick(const struct room *r, const char *nick)
+{
+	for (struct occupant *o = r->occupants; o; o = o->next)
+		if (strcmp(o->nick, nick) == 0)
+			return o;
+	return NULL;
+}
+
+static struct occupant *by_real(const struct room *r, const struct jid *real)
+{
+	for (struct occupant *o = r->occupants; o; o = o->next)
+		if (jid_eq(o->real, real))
+			return o;
+	return NULL;
+}
+
+static void occupant_free(struct occupant *o)
+{
+	free(o->nick);
+	jid_free(o->real);
+	jid_free(o->jid);
+	xml_unref(o->presence);
+	free(o);
+}
+
+static void room_free(struct room *r)
+{
+	while (r->occupants) {
+		struct occupant *o = r->occupants;
+
+		r->occupants = o->next;
+		occupant_free(o);
+	}
+	xml_unref(r->subject);
+	jid_free(r->jid);
+	free(r);
+}
+
+static void room_remove(struct muc *muc, struct room *r)
+{
+	for (struct room **pp = &muc->rooms; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			muc->nrooms--;
+			break;
+		}
+	}
+	log_info("muc", "%s: destroyed with its last occupant", r->jid->full);
+	room_free(r);
+}
+
+static void occupant_unlink(struct room *r, struct occupant *o)
+{
+	for (struct occupant **pp = &r->occupants; *pp; pp = &(*pp)->next) {
+		if (*pp == o) {
+			*pp = o->next;
+			r->count--;
+			return;
+		}
+	}
+}
+
+/* ---- what the room sends ---- */
+
+/* Sends a copy of st from `from` to `to` (each recipient's own tree: queues
+ * such as XEP-0198's keep what they are given). */
+static void send_to(const struct xml_node *st, const char *from, const struct jid *to)
+{
+	struct xml_node *c = xml_copy(st);
+
+	if (!c)
+		return;
+	xml_attr_set(c, "from", from);
+	xml_attr_set(c, "to", to->full);
+	router_route(c);
+}
+
+/* An error back to the sender of st (never for an error). */
+static void reply_error(const struct xml_node *st, const char *type, const char *cond,
+			const char *text)
+{
+	const char *t = xml_attr(st, "type");
+	struct xml_node *e;
+
+	if (t && strcmp(t, "error") == 0)
+		return;
+	e = stanza_error_reply(st, type, cond, text);
+	if (e)
+		router_route(e);
+}
+
+static void add_status(struct xml_node *x, const char *code)
+{
+	struct xml_node *s = xml_add_child(x, "status", NULL);
+
+	if (s)
+		xml_attr_set(s, "code", code);
+}
+
+/*
+ * The presence of occupant o as recipient `to` sees it: the occupant's own
+ * presence content, and an <x/> with its affiliation and role, its real JID
+ * for moderators (semi-anonymous), status 110 for the occupant itself.
+ */
+static struct xml_node *occupant_presence(const struct occupant *o, const struct occupant *to,
+					  bool unavailable, const char *new_nick,
+					  const char *const *codes)
+{
+	struct xml_node *p = o->presence && !unavailable ? xml_copy(o->presence)
+		: xml_new("presence", "jabber:client");
+	struct xml_node *x, *item;
+
+	if (!p)
+		return NULL;
+	for (struct xml_node *c = xml_child(p, "x", NS_MUC_USER); c;
+	     c = xml_child(p, "x", NS_MUC_USER)) {
+		xml_detach(c);
+		xml_unref(c);
+	}
+	xml_attr_set(p, "type", unavailable ? "unavailable" : NULL);
+	xml_attr_set(p, "id", NULL);
+	x = xml_add_child(p, "x", NS_MUC_USER);
+	item = x ? xml_add_child(x, "item", NULL) : NULL;
+	if (!item) {
+		xml_unref(p);
+		return NULL;
+	}
+	xml_attr_set(item, "affiliation", affiliation_names[o->affiliation]);
+	xml_attr_set(item, "role", unavailable && !new_nick ? "none" : role_names[o->role]);
+	if (to->role == ROLE_MODERATOR || to == o)
+		xml_attr_set(item, "jid", o->real->full);
+	if (new_nick)
+		xml_attr_set(item, "nick", new_nick);
+	for (; codes && *codes; codes++)
+		add_status(x, *codes);
+	if (to == o)
+		add_status(x, "110");
+	return p;
+}
+
+static void send_presence_of(const struct occupant *o, const struct occupant *to,
+			     bool unavailable, const char *new_nick, const char *const *codes)
+{
+	struct xml_node *p = occupant_presence(o, to, unavailable, new_nick, codes);
+
+	if (!p)
+		return;
+	xml_attr_set(p, "from", o->jid->full);
+	xml_attr_set(p, "to", to->real->full);
+	router_route(p);
+}
+
+static void broadcast_presence(const struct room *r, const struct occupant *o,
+			       bool unavailable, const char *new_nick, const char *const *codes)
+{
+	for (const struct occupant *to = r->occupants; to; to = to->next)
+		send_presence_of(o, to, unavailable, new_nick, codes);
+}
+
+static void send_subject(const struct room *r, const struct occupant *to)
+{
+	struct xml_node *m;
+
+	if (r->subject) {
+		send_to(r->subject, xml_attr(r->subject, "from"), to->real);
+		return;
+	}
+	/* §7.2.15: the empty subject ends the join, so clients know it is done. */
+	m = xml_new("message", "jabber:client");
+	if (m && xml_add_child(m, "subject", NULL)) {
+		xml_attr_set(m, "type", "groupchat");
+		xml_attr_set(m, "from", r->jid->full);
+		xml_attr_set(m, "to", to->real->full);
+		router_route(m);
+	} else {
+		xml_unref(m);
+	}
+}
+
+/* ---- presence: join, change, leave ---- */
+
+/* What the room keeps of a presence: its content without the MUC <x/>s. */
+static struct xml_node *kept_presence(const struct xml_node *st)
+{
+	struct xml_node *p = xml_copy(st), *c;
+
+	if (!p)
+		return NULL;
+	while ((c = xml_child(p, "x", NS_MUC))) {
+		xml_detach(c);
+		xml_unref(c);
+	}
+	xml_attr_set(p, "from", NULL);
+	xml_attr_set(p, "to", NULL);
+	return p;
+}
+
+static bool nick_ok(struct muc *muc, const char *nick)
+{
+	return nick && *nick && (long long)strlen(nick) <= muc->o->max_nick_length;
+}
+
+static void join(struct muc *muc, struct room *r, struct xml_node *st, const struct jid *from,
+		 const struct jid *to)
+{
+	static const char *const created[] = { "201", NULL };
+	struct occupant *o, **pp;
+	bool fresh = r == NULL;
+
+	if (!nick_ok(muc, to->resource)) {
+		reply_error(st, "modify", "jid-malformed", "a nick is needed, and not that long");
+		return;
+	}
+	if (r && r->locked) {
+		/* §10.1.1: nobody but the owner enters before it is configured. */
+		reply_error(st, "cancel", "item-not-found", "the room is not configured yet");
+		return;
+	}
+	/* One resource per nick for now (§7.2.9); several resources of one user
+	 * under one nick come with the rest of the group-chat work. */
+	if (r && by_nick(r, to->resource)) {
+		reply_error(st, "cancel", "conflict", "that nick is in use in this room");
+		return;
+	}
+	if (r && r->count >= (unsigned)muc->o->max_occupants) {
+		reply_error(st, "wait", "service-unavailable", "the room is full");
+		return;
+	}
+	if (fresh) {
+		if (muc->nrooms >= (unsigned)muc->o->max_rooms) {
+			reply_error(st, "wait", "resource-constraint", "too many rooms");
+			return;
+		}
+		r = calloc(1, sizeof(*r));
+		if (!r || !(r->jid = jid_bare(to))) {
+			free(r);
+			reply_error(st, "wait", "internal-server-error", NULL);
+			return;
+		}
+		r->locked = true;
+		r->next = muc->rooms;
+		muc->rooms = r;
+		muc->nrooms++;
+		log_info("muc", "%s: created by %s", r->jid->full, from->full);
+	}
+	o = calloc(1, sizeof(*o));
+	if (o) {
+		o->nick = strdup(to->resource);
+		o->real = jid_copy(from);
+		o->jid = jid_copy(to);
+		o->presence = kept_presence(st);
+	}
+	if (!o || !o->nick || !o->real || !o->jid || !o->presence) {
+		if (o)
+			occupant_free(o);
+		reply_error(st, "wait", "internal-server-error", NULL);
+		if (fresh)
+			room_remove(muc, r);
+		return;
+	}
+	o->affiliation = fresh ? AFF_OWNER : AFF_NONE;
+	o->role = fresh ? ROLE_MODERATOR : ROLE_PARTICIPANT;
+	/* §7.2.3: the others' presence first, then the new one to everyone. */
+	for (const struct occupant *x = r->occupants; x; x = x->next)
+		send_presence_of(x, o, false, NULL, NULL);
+	for (pp = &r->occupants; *pp; pp = &(*pp)->next)
+		;
+	*pp = o;
+	r->count++;
+	/* A new room has its creator alone, told that the room is new (201). */
+	if (fresh)
+		send_presence_of(o, o, false, NULL, created);
+	else
+		broadcast_presence(r, o, false, NULL, NULL);
+	send_subject(r, o);
+}
+
+static void leave(struct muc *muc, struct room *r, struct occupant *o, const struct xml_node *st)
+{
+	struct xml_node *status = st ? xml_child(st, "status", NULL) : NULL;
+
+	if (status) {
+		/* §7.14: the leaving occupant's status goes with its unavailable. */
+		xml_unref(o->presence);
+		o->presence = kept_presence(st);
+	}
+	broadcast_presence(r, o, true, NULL, NULL);
+	occupant_unlink(r, o);
+	occupant_free(o);
+	if (!r->count)
+		room_remove(muc, r);
+}
+
+static void change_nick(struct muc *muc, struct room *r, struct occupant *o,
+			struct xml_node *st, const struct jid *to)
+{
+	static const char *const changed[] = { "303", NULL };
+	struct occupant *taken = by_nick(r, to->resource);
+	char *nick;
+	struct jid *jid;
+
+	if (!nick_ok(muc, to->resource)) {
+		reply_error(st, "modify", "jid-malformed", "a nick is needed, and not that long");
+		return;
+	}
+	if (taken) {
+		reply_error(st, "cancel", "conflict", "that nick is in use in this room");
+		return;
+	}
+	nick = strdup(to->resource);
+	jid = jid_copy(to);
+	if (!nick || !jid) {
+		free(nick);
+		jid_free(jid);
+		reply_error(st, "wait", "internal-server-error", NULL);
+		return;
+	}
+	/* §7.6: unavailable from the old nick with 303 and the new one, then
+	 * the presence from the new nick. */
+	broadcast_presence(r, o, true, nick, changed);
+	free(o->nick);
+	jid_free(o->jid);
+	o->nick = nick;
+	o->jid = jid;
+	broadcast_presence(r, o, false, NULL, NULL);
+}
+
+static void on_presence(struct muc *muc, struct xml_node *st, const struct jid *from,
+			const struct jid *to)
+{
+	const char *type = xml_attr(st, "type");
+	struct room *r = room_find(muc, to);
+	struct occupant *o = r ? by_real(r, from) : NULL;
+	struct xml_node *kept;
+
+	if (type && strcmp(type, "unavailable") == 0) {
+		if (o)
+			leave(muc, r, o, st);
+		return;
+	}
+	if (type)
+		return;	/* errors, subscriptions: nothing for a room to do */
+	if (!to->resource) {
+		reply_error(st, "modify", "jid-malformed", "join with room@service/nick");
+		return;
+	}
+	if (!o) {
+		join(muc, r, st, from, to);
+		return;
+	}
+	if (strcmp(o->nick, to->resource) != 0) {
+		change_nick(muc, r, o, st, to);
+		return;
+	}
+	/* §7.7: a presence update goes to everyone. */
+	if ((kept = kept_presence(st))) {
+		xml_unref(o->presence);
+		o->presence = kept;
+	}
+	broadcast_presence(r, o, false, NULL, NULL);
+}
+
+/* ---- messages ---- */
+
+static void groupchat(struct room *r, struct occupant *o, struct xml_node *st)
+{
+	struct xml_node *m = xml_copy(st), *c, *next, *sid;
+	char id[STANZA_ID_LEN + 1];
+	bool subject = xml_child(st, "subject", NULL) && !xml_child(st, "body", NULL);
+
+	if (!m)
+		return;
+	if (subject && o->role != ROLE_MODERATOR) {
+		xml_unref(m);
+		reply_error(st, "auth", "forbidden", "only moderators change the subject");
+		return;
+	}
+	/* XEP-0359 §3.1: our stanza-id by the room; a forged one goes. */
+	for (c = xml_child(m, "stanza-id", NS_SID); c; c = next) {
+		next = xml_next(c, "stanza-id", NS_SID);
+		if (xml_attr(c, "by") && strcmp(xml_attr(c, "by"), r->jid->full) == 0) {
+			xml_detach(c);
+			xml_unref(c);
+		}
+	}
+	if (!subject && (sid = xml_add_child(m, "stanza-id", NS_SID))) {
+		stanza_id_new(id);
+		xml_attr_set(sid, "id", id);
+		xml_attr_set(sid, "by", r->jid->full);
+	}
+	xml_attr_set(m, "from", o->jid->full);
+	if (subject) {
+		xml_unref(r->subject);
+		r->subject = xml_ref(m);
+	}
+	for (const struct occupant *to = r->occupants; to; to = to->next)
+		send_to(m, o->jid->full, to->real);
+	xml_unref(m);
+}
+
+static void on_message(struct muc *muc, struct xml_node *st, const struct jid *from,
+		       const struct jid *to)
+{
+	const char *type = xml_attr(st, "type");
+	struct room *r = room_find(muc, to);
+	struct occupant *o = r ? by_real(r, from) : NULL, *target;
+
+	if (type && strcmp(type, "error") == 0)
+		return;
+	if (!o) {
+		reply_error(st, "modify", "not-acceptable", "only occupants may send to the room");
+		return;
+	}
+	if (!to->resource) {
+		if (type && strcmp(type, "groupchat") == 0)
+			groupchat(r, o, st);
+		else
+			reply_error(st, "modify", "bad-request", "messages to the room are "
+				    "type groupchat");
+		return;
+	}
+	/* §7.5: a private message, from the sender's occupant JID. */
+	target = by_nick(r, to->resource);
+	if (!target) {
+		reply_error(st, "cancel", "item-not-found", "no such occupant");
+		return;
+	}
+	if (type && strcmp(type, "groupchat") == 0) {
+		reply_error(st, "modify", "bad-request", "a private message is not groupchat");
+		return;
+	}
+	send_to(st, o->jid->full, target->real);
+}
+
+/* ---- IQs to rooms and occupants ---- */
+
+static void iq_result(const struct xml_node *st, struct xml_node *payload)
+{
+	struct xml_node *r = stanza_iq_result(st, payload);
+
+	if (!r)
+		return;
+	xml_attr_set(r, "from", xml_attr(st, "to"));
+	xml_attr_set(r, "to", xml_attr(st, "from"));
+	router_route(r);
+}
+
+static void add_feature(struct xml_node *q, const char *var)
+{
+	struct xml_node *f = xml_add_child(q, "feature", NULL);
+
+	if (f)
+		xml_attr_set(f, "var", var);
+}
+
+/* §6.4: what a room is. */
+static void room_info(const struct room *r, const struct xml_node *st)
+{
+	static const char *const features[] = {
+		NS_MUC, "muc_public", "muc_temporary", "muc_open", "muc_unmoderated",
+		"muc_semianonymous", "muc_unsecured", NS_DISCO_INFO, NS_DISCO_ITEMS, NS_SID,
+		/* XEP-0410 §4: the room answers self-pings itself */
+		NS_MUC "#self-ping-optimization", NULL,
+	};
+	struct xml_node *q = xml_new("query", NS_DISCO_INFO), *id;
+
+	if (!q)
+		return;
+	id = xml_add_child(q, "identity", NULL);
+	if (id) {
+		xml_attr_set(id, "category", "conference");
+		xml_attr_set(id, "type", "text");
+		xml_attr_set(id, "name", r->jid->local);
+	}
+	for (const char *const *f = features; *f; f++)
+		add_feature(q, *f);
+	iq_result(st, q);
+}
+
+static void owner_set(struct room *r, struct occupant *o, const struct xml_node *st,
+		      const struct xml_node *query)
+{
+	const struct xml_node *x = xml_child(query, "x", NS_XDATA);
+	const char *type = x ? xml_attr(x, "type") : NULL;
+
+	if (!o || o->affiliation != AFF_OWNER) {
+		reply_error(st, "auth", "forbidden", "only the room's owner configures it");
+		return;
+	}
+	/* §10.1.2: the instant room is the default configuration accepted; a
+	 * cancelled form leaves it as it is. */
+	if (!type || (strcmp(type, "submit") && strcmp(type, "cancel"))) {
+		reply_error(st, "modify", "bad-request", "a submit or cancel data form is needed");
+		return;
+	}
+	if (strcmp(type, "submit") == 0 && r->locked) {
+		r->locked = false;
+		log_info("muc", "%s: unlocked by its owner", r->jid->full);
+	}
+	iq_result(st, NULL);
+}
+
+static void on_iq(struct muc *muc, struct xml_node *st, const struct jid *from,
+		  const struct jid *to)
+{
+	const char *type = xml_attr(st, "type");
+	struct xml_node *payload = xml_child(st, NULL, NULL);
+	struct room *r = room_find(muc, to);
+	struct occupant *o = r ? by_real(r, from) : NULL;
+
+	if (!type || !strcmp(type, "result") || !strcmp(type, "error"))
+		return;
+	if (!r) {
+		reply_error(st, "cancel", "item-not-found", "no such room");
+		return;
+	}
+	if (to->resource) {
+		/* XEP-0410: an occupant asks whether it is still in the room. */
+		if (payload && payload->ns && !strcmp(payload->ns, NS_PING) && o &&
+		    !strcmp(o->nick, to->resource)) {
+			iq_result(st, NULL);
+			return;
+		}
+		reply_error(st, "modify", "not-acceptable", o ? "IQs to other occupants are "
+			    "not passed on yet" : "you are not an occupant of this room");
+		return;
+	}
+	if (!payload || !payload->ns)
+		goto unavailable;
+	if (!strcmp(type, "get") && !strcmp(payload->ns, NS_DISCO_INFO) &&
+	    !xml_attr(payload, "node")) {
+		room_info(r, st);
+		return;
+	}
+	if (!strcmp(type, "get") && !strcmp(payload->ns, NS_DISCO_ITEMS)) {
+		/* §6.5: occupants are not listed to outsiders (semi-anonymous). */
+		iq_result(st, xml_new("query", NS_DISCO_ITEMS));
+		return;
+	}
+	if (!strcmp(type, "set") && !strcmp(payload->ns, NS_MUC_OWNER)) {
+		owner_set(r, o, st, payload);
+		return;
+	}
+unavailable:
+	reply_error(st, "cancel", "service-unavailable", "the room does not do that");
+}
+
+static int on_stanza(struct module *m, struct xml_node *st, const struct jid *from,
+		     const struct jid *to)
+{
+	struct muc *muc = module_data(m);
+
+	if (!to->local)
+		return HOOK_PASS;	/* the service itself: its IQs are handled apart */
+	switch (stanza_kind(st)) {
+	case STANZA_PRESENCE:
+		on_presence(muc, st, from, to);
+		break;
+	case STANZA_MESSAGE:
+		on_message(muc, st, from, to);
+		break;
+	case STANZA_IQ:
+		on_iq(muc, st, from, to);
+		break;
+	default:
+		break;
+	}
+	return HOOK_STOP;
+}
+
+/* ---- the service ---- */
+
+/* §6.3: the public rooms (every room is public for now), unlocked ones. */
+static int service_items(struct iq *iq)
+{
+	struct muc *muc = module_data(iq->m);
+	struct xml_node *q = xml_new("query", NS_DISCO_ITEMS);
+
+	if (!q)
+		return -1;
+	for (struct room *r = muc->rooms; r; r = r->next) {
+		struct xml_node *item;
+
+		if (r->locked || !(item = xml_add_child(q, "item", NULL)))
+			continue;
+		xml_attr_set(item, "jid", r->jid->full);
+		xml_attr_set(item, "name", r->jid->local);
+	}
+	return iq_reply(iq, q);
+}
+
+static void muc_free(void *p)
+{
+	struct muc *muc = p;
+
+	while (muc->rooms) {
+		struct room *r = muc->rooms;
+
+		muc->rooms = r->next;
+		room_free(r);
+	}
+	free(muc);
+}
+
+static int load(struct module *m)
+{
+	struct muc *muc = calloc(1, sizeof(*muc));
+
+	if (!muc)
+		return -1;
+	muc->m = m;
+	muc->o = module_options(m);
+	module_set_data(m, muc, muc_free);
+	module_identity(m, "conference", "text", muc->o->name);
+	module_feature(m, NS_MUC);
+	module_iq(m, IQ_GET, NS_DISCO_ITEMS, service_items);
+	module_stanza(m, on_stanza);
+	return 0;
+}
+
+PARLEY_MODULE(muc,
+	.description = "XEP-0045: multi-user chat rooms on conference.HOST",
+	.options = options,
+	.options_size = sizeof(struct options),
+	.service = "conference",
+	.load = load);
