@@ -10,13 +10,16 @@
  * What occupants see: each occupant has a nick and a real full JID; the room
  * sends as room@service/nick, to real JIDs, through the router. Rooms are
  * semi-anonymous (real JIDs go only to moderators), open, unmoderated and
- * public; only moderators change the subject. Persistence, configuration
- * forms, affiliations, history and the archive come with the rest of the
- * group-chat work; this file is the room core they build on.
+ * public; only moderators change the subject. A joiner gets the recent
+ * messages it asks for (§7.2.14) and the subject; moderators kick and give or
+ * take voice, admins and owners ban and set affiliations (muc#admin, §8-§10).
+ * Persistence, the configuration form, invitations and the archive come with
+ * the rest of the group-chat work.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jid.h"
 #include "log.h"
@@ -29,6 +32,8 @@
 #define NS_MUC "http://jabber.org/protocol/muc"
 #define NS_MUC_USER NS_MUC "#user"
 #define NS_MUC_OWNER NS_MUC "#owner"
+#define NS_MUC_ADMIN NS_MUC "#admin"
+#define NS_DELAY "urn:xmpp:delay"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_XDATA "jabber:x:data"
@@ -36,7 +41,7 @@
 #define NS_SID "urn:xmpp:sid:0"
 
 struct options {
-	long long max_occupants, max_nick_length, max_rooms;
+	long long max_occupants, max_nick_length, max_rooms, history_length;
 	const char *name;
 };
 
@@ -48,15 +53,19 @@ static const struct module_option options[] = {
 	  "bytes of an occupant's nick" },
 	{ "max-rooms", OPT_INT, "10000", 1, 10000000, AT(max_rooms),
 	  "rooms the service holds at once; past it a new room is refused" },
+	{ "history-length", OPT_INT, "20", 0, 1000, AT(history_length),
+	  "groupchat messages a room keeps for those who join later" },
 	{ "name", OPT_STRING, "Chatrooms", 0, 0, AT(name), "the service's name in disco" },
 	{ NULL },
 };
 
 enum role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
-enum affiliation { AFF_NONE, AFF_MEMBER, AFF_ADMIN, AFF_OWNER };
+/* In order of rank: a comparison says who may act on whom. */
+enum affiliation { AFF_OUTCAST, AFF_NONE, AFF_MEMBER, AFF_ADMIN, AFF_OWNER, AFF_COUNT };
 
 static const char *const role_names[] = { "none", "visitor", "participant", "moderator" };
-static const char *const affiliation_names[] = { "none", "member", "admin", "owner" };
+static const char *const affiliation_names[] = { "outcast", "none", "member", "admin",
+						 "owner" };
 
 struct occupant {
 	char *nick;
@@ -68,12 +77,29 @@ struct occupant {
 	struct occupant *next;
 };
 
+/* A bare JID's standing in the room (§5.2), kept when it is not in it. */
+struct affiliate {
+	struct jid *bare;
+	enum affiliation affiliation;
+	struct affiliate *next;
+};
+
+/* A groupchat message as a later joiner gets it: with its <delay/>. */
+struct past {
+	struct xml_node *msg;
+	time_t at;
+	size_t chars;
+};
+
 struct room {
 	struct jid *jid;		/* room@service */
 	struct occupant *occupants;	/* in join order */
 	unsigned count;
 	bool locked;			/* created, not yet configured by its owner */
-	struct xml_node *subject;	/* the message that set it, or NULL */
+	struct xml_node *subject;	/* the message that set it (with <delay/>), or NULL */
+	struct affiliate *affiliates;
+	struct past *history;		/* a ring of history_length */
+	unsigned hist_next, hist_count;
 	struct room *next;
 };
 
@@ -127,6 +153,16 @@ static void room_free(struct room *r)
 		r->occupants = o->next;
 		occupant_free(o);
 	}
+	while (r->affiliates) {
+		struct affiliate *a = r->affiliates;
+
+		r->affiliates = a->next;
+		jid_free(a->bare);
+		free(a);
+	}
+	for (unsigned i = 0; r->history && i < r->hist_count; i++)
+		xml_unref(r->history[i].msg);
+	free(r->history);
 	xml_unref(r->subject);
 	jid_free(r->jid);
 	free(r);
@@ -154,6 +190,55 @@ static void occupant_unlink(struct room *r, struct occupant *o)
 			return;
 		}
 	}
+}
+
+static enum affiliation affiliation_of(const struct room *r, const struct jid *j)
+{
+	for (const struct affiliate *a = r->affiliates; a; a = a->next)
+		if (jid_bare_eq(a->bare, j))
+			return a->affiliation;
+	return AFF_NONE;
+}
+
+/* Records j's bare JID's affiliation (AFF_NONE forgets it). 0, or -1 without
+ * memory. */
+static int affiliation_set(struct room *r, const struct jid *j, enum affiliation aff)
+{
+	struct affiliate **pp, *a;
+
+	for (pp = &r->affiliates; *pp; pp = &(*pp)->next)
+		if (jid_bare_eq((*pp)->bare, j))
+			break;
+	if (*pp && aff == AFF_NONE) {
+		a = *pp;
+		*pp = a->next;
+		jid_free(a->bare);
+		free(a);
+		return 0;
+	}
+	if (*pp) {
+		(*pp)->affiliation = aff;
+		return 0;
+	}
+	if (aff == AFF_NONE)
+		return 0;
+	a = calloc(1, sizeof(*a));
+	if (!a || !(a->bare = jid_bare(j))) {
+		free(a);
+		return -1;
+	}
+	a->affiliation = aff;
+	*pp = a;
+	return 0;
+}
+
+static unsigned owners(const struct room *r)
+{
+	unsigned n = 0;
+
+	for (const struct affiliate *a = r->affiliates; a; a = a->next)
+		n += a->affiliation == AFF_OWNER;
+	return n;
 }
 
 /* ---- what the room sends ---- */
@@ -200,7 +285,7 @@ static void add_status(struct xml_node *x, const char *code)
  */
 static struct xml_node *occupant_presence(const struct occupant *o, const struct occupant *to,
 					  bool unavailable, const char *new_nick,
-					  const char *const *codes)
+					  const char *const *codes, const char *reason)
 {
 	struct xml_node *p = o->presence && !unavailable ? xml_copy(o->presence)
 		: xml_new("presence", "jabber:client");
@@ -227,6 +312,12 @@ static struct xml_node *occupant_presence(const struct occupant *o, const struct
 		xml_attr_set(item, "jid", o->real->full);
 	if (new_nick)
 		xml_attr_set(item, "nick", new_nick);
+	if (reason && *reason) {
+		struct xml_node *rs = xml_add_child(item, "reason", NULL);
+
+		if (rs)
+			xml_add_text(rs, reason, strlen(reason));
+	}
 	for (; codes && *codes; codes++)
 		add_status(x, *codes);
 	if (to == o)
@@ -235,9 +326,10 @@ static struct xml_node *occupant_presence(const struct occupant *o, const struct
 }
 
 static void send_presence_of(const struct occupant *o, const struct occupant *to,
-			     bool unavailable, const char *new_nick, const char *const *codes)
+			     bool unavailable, const char *new_nick, const char *const *codes,
+			     const char *reason)
 {
-	struct xml_node *p = occupant_presence(o, to, unavailable, new_nick, codes);
+	struct xml_node *p = occupant_presence(o, to, unavailable, new_nick, codes, reason);
 
 	if (!p)
 		return;
@@ -247,10 +339,11 @@ static void send_presence_of(const struct occupant *o, const struct occupant *to
 }
 
 static void broadcast_presence(const struct room *r, const struct occupant *o,
-			       bool unavailable, const char *new_nick, const char *const *codes)
+			       bool unavailable, const char *new_nick, const char *const *codes,
+			       const char *reason)
 {
 	for (const struct occupant *to = r->occupants; to; to = to->next)
-		send_presence_of(o, to, unavailable, new_nick, codes);
+		send_presence_of(o, to, unavailable, new_nick, codes, reason);
 }
 
 static void send_subject(const struct room *r, const struct occupant *to)
@@ -270,6 +363,125 @@ static void send_subject(const struct room *r, const struct occupant *to)
 		router_route(m);
 	} else {
 		xml_unref(m);
+	}
+}
+
+/* ---- history (§7.2.14): what a new occupant gets before the subject ---- */
+
+static void add_delay(struct xml_node *m, const struct room *r, time_t at)
+{
+	struct xml_node *d = xml_add_child(m, "delay", NS_DELAY);
+	char stamp[32];
+	struct tm tm;
+
+	if (!d)
+		return;
+	gmtime_r(&at, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	xml_attr_set(d, "from", r->jid->full);
+	xml_attr_set(d, "stamp", stamp);
+}
+
+static void history_add(struct muc *muc, struct room *r, const struct xml_node *m)
+{
+	unsigned len = (unsigned)muc->o->history_length;
+	struct xml_node *c;
+	struct past *p;
+
+	if (!len || !r->history || !(c = xml_copy(m)))
+		return;
+	xml_attr_set(c, "to", NULL);
+	add_delay(c, r, time(NULL));
+	p = &r->history[r->hist_next];
+	if (r->hist_count == len)
+		xml_unref(p->msg);
+	else
+		r->hist_count++;
+	p->msg = c;
+	p->at = time(NULL);
+	p->chars = 0;	/* measured when a join asks for maxchars */
+	r->hist_next = (r->hist_next + 1) % len;
+}
+
+/* A non-negative number attribute of the <history/> request, or -1. */
+static long history_number(const struct xml_node *h, const char *name)
+{
+	const char *v = h ? xml_attr(h, name) : NULL;
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return -1;
+	n = strtol(v, &end, 10);
+	return *end || n < 0 ? -1 : n;
+}
+
+/* XEP-0082 date-time, UTC or with an offset; fractions ignored. -1 if bad. */
+static time_t parse_stamp(const char *s)
+{
+	struct tm tm = { 0 };
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, used = 0;
+	const char *z;
+	time_t t;
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6)
+		return -1;
+	z = s + used;
+	if (*z == '.')
+		for (z++; *z >= '0' && *z <= '9'; z++)
+			;
+	if ((*z == '+' || *z == '-') && sscanf(z + 1, "%2d:%2d", &oh, &om) == 2) {
+		if (*z == '-')
+			oh = -oh, om = -om;
+	} else if (*z != 'Z') {
+		return -1;
+	}
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	return t == (time_t)-1 ? -1 : t - (oh * 3600 + om * 60);
+}
+
+static void send_history(struct muc *muc, struct room *r, const struct occupant *to,
+			 const struct xml_node *join)
+{
+	const struct xml_node *x = xml_child(join, "x", NS_MUC);
+	const struct xml_node *h = x ? xml_child(x, "history", NS_MUC) : NULL;
+	long maxstanzas = history_number(h, "maxstanzas"), maxchars = history_number(h, "maxchars");
+	long seconds = history_number(h, "seconds");
+	time_t since = h ? parse_stamp(xml_attr(h, "since")) : -1;
+	unsigned len = (unsigned)muc->o->history_length, n = 0;
+	size_t chars = 0;
+
+	if (seconds >= 0 && (since < 0 || time(NULL) - seconds > since))
+		since = time(NULL) - seconds;
+	/* Newest first, until a limit says stop; then sent oldest first. */
+	for (; n < r->hist_count; n++) {
+		struct past *p = &r->history[(r->hist_next + len - 1 - n) % len];
+
+		if (maxstanzas >= 0 && n >= (unsigned long)maxstanzas)
+			break;
+		if (since >= 0 && p->at < since)
+			break;
+		if (maxchars >= 0) {
+			if (!p->chars) {
+				char *text = xml_to_string(p->msg, &p->chars);
+
+				free(text);
+			}
+			if (chars + p->chars > (unsigned long)maxchars)
+				break;
+			chars += p->chars;
+		}
+	}
+	while (n-- > 0) {
+		struct past *p = &r->history[(r->hist_next + len - 1 - n) % len];
+
+		send_to(p->msg, xml_attr(p->msg, "from"), to->real);
 	}
 }
 
@@ -312,6 +524,10 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 		reply_error(st, "cancel", "item-not-found", "the room is not configured yet");
 		return;
 	}
+	if (r && affiliation_of(r, from) == AFF_OUTCAST) {
+		reply_error(st, "auth", "forbidden", "you are banned from this room");	/* §7.2.7 */
+		return;
+	}
 	/* One resource per nick for now (§7.2.9); several resources of one user
 	 * under one nick come with the rest of the group-chat work. */
 	if (r && by_nick(r, to->resource)) {
@@ -328,8 +544,13 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 			return;
 		}
 		r = calloc(1, sizeof(*r));
-		if (!r || !(r->jid = jid_bare(to))) {
-			free(r);
+		if (r && muc->o->history_length)
+			r->history = calloc((size_t)muc->o->history_length, sizeof(*r->history));
+		if (!r || !(r->jid = jid_bare(to)) ||
+		    (muc->o->history_length && !r->history) ||
+		    affiliation_set(r, from, AFF_OWNER) < 0) {
+			if (r)
+				room_free(r);
 			reply_error(st, "wait", "internal-server-error", NULL);
 			return;
 		}
@@ -354,20 +575,21 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 			room_remove(muc, r);
 		return;
 	}
-	o->affiliation = fresh ? AFF_OWNER : AFF_NONE;
-	o->role = fresh ? ROLE_MODERATOR : ROLE_PARTICIPANT;
+	o->affiliation = affiliation_of(r, from);
+	o->role = o->affiliation >= AFF_ADMIN ? ROLE_MODERATOR : ROLE_PARTICIPANT;
 	/* §7.2.3: the others' presence first, then the new one to everyone. */
 	for (const struct occupant *x = r->occupants; x; x = x->next)
-		send_presence_of(x, o, false, NULL, NULL);
+		send_presence_of(x, o, false, NULL, NULL, NULL);
 	for (pp = &r->occupants; *pp; pp = &(*pp)->next)
 		;
 	*pp = o;
 	r->count++;
 	/* A new room has its creator alone, told that the room is new (201). */
 	if (fresh)
-		send_presence_of(o, o, false, NULL, created);
+		send_presence_of(o, o, false, NULL, created, NULL);
 	else
-		broadcast_presence(r, o, false, NULL, NULL);
+		broadcast_presence(r, o, false, NULL, NULL, NULL);
+	send_history(muc, r, o, st);
 	send_subject(r, o);
 }
 
@@ -380,7 +602,7 @@ static void leave(struct muc *muc, struct room *r, struct occupant *o, const str
 		xml_unref(o->presence);
 		o->presence = kept_presence(st);
 	}
-	broadcast_presence(r, o, true, NULL, NULL);
+	broadcast_presence(r, o, true, NULL, NULL, NULL);
 	occupant_unlink(r, o);
 	occupant_free(o);
 	if (!r->count)
@@ -413,12 +635,12 @@ static void change_nick(struct muc *muc, struct room *r, struct occupant *o,
 	}
 	/* §7.6: unavailable from the old nick with 303 and the new one, then
 	 * the presence from the new nick. */
-	broadcast_presence(r, o, true, nick, changed);
+	broadcast_presence(r, o, true, nick, changed, NULL);
 	free(o->nick);
 	jid_free(o->jid);
 	o->nick = nick;
 	o->jid = jid;
-	broadcast_presence(r, o, false, NULL, NULL);
+	broadcast_presence(r, o, false, NULL, NULL, NULL);
 }
 
 static void on_presence(struct muc *muc, struct xml_node *st, const struct jid *from,
@@ -453,18 +675,22 @@ static void on_presence(struct muc *muc, struct xml_node *st, const struct jid *
 		xml_unref(o->presence);
 		o->presence = kept;
 	}
-	broadcast_presence(r, o, false, NULL, NULL);
+	broadcast_presence(r, o, false, NULL, NULL, NULL);
 }
 
 /* ---- messages ---- */
 
-static void groupchat(struct room *r, struct occupant *o, struct xml_node *st)
+static void groupchat(struct muc *muc, struct room *r, struct occupant *o, struct xml_node *st)
 {
-	struct xml_node *m = xml_copy(st), *c, *next, *sid;
+	struct xml_node *m, *c, *next, *sid;
 	char id[STANZA_ID_LEN + 1];
 	bool subject = xml_child(st, "subject", NULL) && !xml_child(st, "body", NULL);
 
-	if (!m)
+	if (o->role < ROLE_PARTICIPANT) {
+		reply_error(st, "auth", "forbidden", "visitors have no voice in this room");
+		return;
+	}
+	if (!(m = xml_copy(st)))
 		return;
 	if (subject && o->role != ROLE_MODERATOR) {
 		xml_unref(m);
@@ -485,12 +711,16 @@ static void groupchat(struct room *r, struct occupant *o, struct xml_node *st)
 		xml_attr_set(sid, "by", r->jid->full);
 	}
 	xml_attr_set(m, "from", o->jid->full);
-	if (subject) {
-		xml_unref(r->subject);
-		r->subject = xml_ref(m);
-	}
 	for (const struct occupant *to = r->occupants; to; to = to->next)
 		send_to(m, o->jid->full, to->real);
+	if (subject) {
+		/* Kept for joiners, with when it was set (§7.2.15). */
+		add_delay(m, r, time(NULL));
+		xml_unref(r->subject);
+		r->subject = xml_ref(m);
+	} else {
+		history_add(muc, r, m);
+	}
 	xml_unref(m);
 }
 
@@ -509,7 +739,7 @@ static void on_message(struct muc *muc, struct xml_node *st, const struct jid *f
 	}
 	if (!to->resource) {
 		if (type && strcmp(type, "groupchat") == 0)
-			groupchat(r, o, st);
+			groupchat(muc, r, o, st);
 		else
 			reply_error(st, "modify", "bad-request", "messages to the room are "
 				    "type groupchat");
@@ -570,6 +800,222 @@ static void room_info(const struct room *r, const struct xml_node *st)
 	}
 	for (const char *const *f = features; *f; f++)
 		add_feature(q, *f);
+	iq_result(st, q);
+}
+
+/* ---- moderation (§8, §9, §10): muc#admin ---- */
+
+static int role_parse(const char *s)
+{
+	for (int i = 0; s && i <= ROLE_MODERATOR; i++)
+		if (strcmp(s, role_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int affiliation_parse(const char *s)
+{
+	for (int i = 0; s && i < AFF_COUNT; i++)
+		if (strcmp(s, affiliation_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* One <item/> of a muc#admin set, checked: who, what, and whether the actor
+ * may (§8.2-§8.6 roles by nick, §9-§10 affiliations by JID). */
+struct change {
+	const char *nick;		/* a role change: whose (looked up when applied) */
+	struct jid *jid;		/* an affiliation change (bare) */
+	int role, affiliation;
+	char *reason;
+};
+
+static const char *change_check(const struct room *r, const struct occupant *actor,
+				const struct xml_node *item, struct change *c,
+				const char **cond)
+{
+	const char *nick = xml_attr(item, "nick"), *jid = xml_attr(item, "jid");
+	const struct occupant *target;
+	struct jid *full;
+
+	c->role = role_parse(xml_attr(item, "role"));
+	c->affiliation = affiliation_parse(xml_attr(item, "affiliation"));
+	*cond = "bad-request";
+	if ((c->role < 0) == (c->affiliation < 0))
+		return "an item changes a role or an affiliation";
+	*cond = "forbidden";
+	if (c->role >= 0) {
+		if (!nick)
+			return (*cond = "bad-request"), "a role change names a nick";
+		if (actor->role != ROLE_MODERATOR)
+			return "only moderators change roles";
+		if (!(target = by_nick(r, nick)))
+			return (*cond = "item-not-found"), "no such occupant";
+		c->nick = nick;
+		/* §8.2, §8.4: nobody is kicked or muted by a moderator of lower
+		 * affiliation; an admin or owner is not made a visitor or kicked by a
+		 * participant. Kicking oneself is refused (§8.2 allows conflict). */
+		if (c->role == ROLE_NONE && target == actor)
+			return (*cond = "conflict"), "you cannot kick yourself";
+		if (c->role < ROLE_PARTICIPANT && (target->affiliation > actor->affiliation ||
+		    (target->affiliation >= AFF_ADMIN && actor->affiliation < AFF_ADMIN)))
+			return (*cond = "not-allowed"), "that occupant's affiliation is above yours";
+		if ((c->role == ROLE_MODERATOR || target->role == ROLE_MODERATOR) &&
+		    actor->affiliation < AFF_ADMIN)
+			return "only admins and owners grant or revoke moderation";
+		return NULL;
+	}
+	if (!jid || !(full = jid_new(jid, NULL)))
+		return (*cond = "jid-malformed"), "an affiliation change names a JID";
+	c->jid = jid_bare(full);
+	jid_free(full);
+	if (!c->jid)
+		return (*cond = "internal-server-error"), "out of memory";
+	if (actor->affiliation < AFF_ADMIN)
+		return "only admins and owners change affiliations";
+	{
+		enum affiliation now = affiliation_of(r, c->jid);
+
+		/* §9, §10: owners alone make or unmake admins and owners. */
+		/* Banning one's better is not-allowed (§9.1); changing the admin
+		 * or owner lists is for owners, forbidden to others (§10.5, §10.8). */
+		if (actor->affiliation < AFF_OWNER && now >= AFF_ADMIN &&
+		    c->affiliation == AFF_OUTCAST)
+			return (*cond = "not-allowed"), "an admin cannot ban an admin or owner";
+		if (actor->affiliation < AFF_OWNER && (now >= AFF_ADMIN ||
+						       c->affiliation >= AFF_ADMIN))
+			return "only owners change admins and owners";
+		if (now == AFF_OWNER && c->affiliation != AFF_OWNER && owners(r) == 1)
+			return (*cond = "conflict"), "the room's only owner stays owner";
+	}
+	return NULL;
+}
+
+static void change_apply(struct room *r, struct change *c)
+{
+	static const char *const kicked[] = { "307", NULL }, *const banned[] = { "301", NULL };
+
+	if (c->nick) {
+		/* Looked up now: an earlier item of the batch may have kicked it. */
+		struct occupant *o = by_nick(r, c->nick);
+
+		if (!o)
+			return;
+		if (c->role == ROLE_NONE) {
+			/* §8.2: kicked, told why, and gone. */
+			o->role = ROLE_NONE;
+			broadcast_presence(r, o, true, NULL, kicked, c->reason);
+			occupant_unlink(r, o);
+			occupant_free(o);
+			return;
+		}
+		o->role = (enum role)c->role;
+		broadcast_presence(r, o, false, NULL, NULL, c->reason);
+		return;
+	}
+	if (affiliation_set(r, c->jid, (enum affiliation)c->affiliation) < 0)
+		return;
+	for (struct occupant *o = r->occupants, *next; o; o = next) {
+		next = o->next;
+		if (!jid_bare_eq(o->real, c->jid))
+			continue;
+		o->affiliation = (enum affiliation)c->affiliation;
+		if (o->affiliation == AFF_OUTCAST) {
+			/* §9.1: banned, and out. */
+			o->role = ROLE_NONE;
+			broadcast_presence(r, o, true, NULL, banned, c->reason);
+			occupant_unlink(r, o);
+			occupant_free(o);
+			continue;
+		}
+		o->role = o->affiliation >= AFF_ADMIN ? ROLE_MODERATOR
+			: o->role == ROLE_MODERATOR ? ROLE_PARTICIPANT : o->role;
+		broadcast_presence(r, o, false, NULL, NULL, c->reason);
+	}
+}
+
+#define ADMIN_ITEMS_MAX 64	/* items in one muc#admin set */
+
+static void admin_set(struct muc *muc, struct room *r, struct occupant *o,
+		      const struct xml_node *st, const struct xml_node *query)
+{
+	struct change c[ADMIN_ITEMS_MAX] = { { 0 } };
+	const char *why = NULL, *cond = "bad-request";
+	unsigned n = 0;
+
+	if (!o) {
+		reply_error(st, "auth", "forbidden", "you are not in this room");
+		return;
+	}
+	/* Every item is checked before any is applied (§9.5: a batch). */
+	for (const struct xml_node *it = xml_child(query, "item", NULL); it && !why;
+	     it = xml_next(it, "item", NULL)) {
+		if (n == ADMIN_ITEMS_MAX) {
+			why = "too many items at once";
+			cond = "policy-violation";
+			break;
+		}
+		why = change_check(r, o, it, &c[n], &cond);
+		c[n].reason = xml_child_text(it, "reason", NULL);
+		n++;
+	}
+	if (!why && !n)
+		why = "no item";
+	if (why)
+		reply_error(st, NULL, cond, why);
+	else
+		iq_result(st, NULL);
+	for (unsigned i = 0; i < n; i++) {
+		if (!why)
+			change_apply(r, &c[i]);
+		jid_free(c[i].jid);
+		free(c[i].reason);
+	}
+	if (!r->count)
+		room_remove(muc, r);	/* a moderator who kicked itself was the last */
+}
+
+static void admin_get(struct room *r, struct occupant *o, const struct xml_node *st,
+		      const struct xml_node *query)
+{
+	const struct xml_node *it = xml_child(query, "item", NULL);
+	int aff = it ? affiliation_parse(xml_attr(it, "affiliation")) : -1;
+	int role = it ? role_parse(xml_attr(it, "role")) : -1;
+	struct xml_node *q;
+
+	if ((aff < 0) == (role < 0)) {
+		reply_error(st, "modify", "bad-request", "ask for one affiliation or one role");
+		return;
+	}
+	/* §9.5, §8.5: lists are for admins and owners, roles for moderators. */
+	if (!o || (aff >= 0 && o->affiliation < AFF_ADMIN) ||
+	    (role >= 0 && o->role != ROLE_MODERATOR)) {
+		reply_error(st, "auth", "forbidden", "you may not see that list");
+		return;
+	}
+	if (!(q = xml_new("query", NS_MUC_ADMIN)))
+		return;
+	if (aff >= 0) {
+		for (const struct affiliate *a = r->affiliates; a; a = a->next) {
+			struct xml_node *i;
+
+			if ((int)a->affiliation != aff || !(i = xml_add_child(q, "item", NULL)))
+				continue;
+			xml_attr_set(i, "affiliation", affiliation_names[a->affiliation]);
+			xml_attr_set(i, "jid", a->bare->full);
+		}
+	} else {
+		for (const struct occupant *x = r->occupants; x; x = x->next) {
+			struct xml_node *i;
+
+			if ((int)x->role != role || !(i = xml_add_child(q, "item", NULL)))
+				continue;
+			xml_attr_set(i, "affiliation", affiliation_names[x->affiliation]);
+			xml_attr_set(i, "role", role_names[x->role]);
+			xml_attr_set(i, "nick", x->nick);
+			xml_attr_set(i, "jid", x->real->full);
+		}
+	}
 	iq_result(st, q);
 }
 
@@ -635,6 +1081,13 @@ static void on_iq(struct muc *muc, struct xml_node *st, const struct jid *from,
 	}
 	if (!strcmp(type, "set") && !strcmp(payload->ns, NS_MUC_OWNER)) {
 		owner_set(r, o, st, payload);
+		return;
+	}
+	if (!strcmp(payload->ns, NS_MUC_ADMIN)) {
+		if (!strcmp(type, "set"))
+			admin_set(muc, r, o, st, payload);
+		else
+			admin_get(r, o, st, payload);
 		return;
 	}
 unavailable:
