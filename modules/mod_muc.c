@@ -67,7 +67,10 @@ static const char *const role_names[] = { "none", "visitor", "participant", "mod
 static const char *const affiliation_names[] = { "outcast", "none", "member", "admin",
 						 "owner" };
 
+struct room;
+
 struct occupant {
+	const struct room *room;
 	char *nick;
 	struct jid *real;		/* the occupant's full JID */
 	struct jid *jid;		/* room@service/nick */
@@ -91,8 +94,16 @@ struct past {
 	size_t chars;
 };
 
+/* What the owner's muc#roomconfig form sets (§10.2). */
+struct room_config {
+	char *name, *desc, *secret;	/* NULL: none */
+	bool public_room, members_only, moderated, password, whois_anyone, change_subject;
+	long long max_users, history;	/* at most the service's options */
+};
+
 struct room {
 	struct jid *jid;		/* room@service */
+	struct room_config cfg;
 	struct occupant *occupants;	/* in join order */
 	unsigned count;
 	bool locked;			/* created, not yet configured by its owner */
@@ -165,6 +176,9 @@ static void room_free(struct room *r)
 	free(r->history);
 	xml_unref(r->subject);
 	jid_free(r->jid);
+	free(r->cfg.name);
+	free(r->cfg.desc);
+	free(r->cfg.secret);
 	free(r);
 }
 
@@ -308,7 +322,7 @@ static struct xml_node *occupant_presence(const struct occupant *o, const struct
 	}
 	xml_attr_set(item, "affiliation", affiliation_names[o->affiliation]);
 	xml_attr_set(item, "role", unavailable && !new_nick ? "none" : role_names[o->role]);
-	if (to->role == ROLE_MODERATOR || to == o)
+	if (to->role == ROLE_MODERATOR || to == o || o->room->cfg.whois_anyone)
 		xml_attr_set(item, "jid", o->real->full);
 	if (new_nick)
 		xml_attr_set(item, "nick", new_nick);
@@ -457,6 +471,8 @@ static void send_history(struct muc *muc, struct room *r, const struct occupant 
 	unsigned len = (unsigned)muc->o->history_length, n = 0;
 	size_t chars = 0;
 
+	if (maxstanzas < 0 || maxstanzas > r->cfg.history)
+		maxstanzas = (long)r->cfg.history;
 	if (seconds >= 0 && (since < 0 || time(NULL) - seconds > since))
 		since = time(NULL) - seconds;
 	/* Newest first, until a limit says stop; then sent oldest first. */
@@ -511,9 +527,11 @@ static bool nick_ok(struct muc *muc, const char *nick)
 static void join(struct muc *muc, struct room *r, struct xml_node *st, const struct jid *from,
 		 const struct jid *to)
 {
-	static const char *const created[] = { "201", NULL };
+	static const char *const created[] = { "201", NULL }, *const open_jids[] = { "100", NULL };
+	const struct xml_node *x = xml_child(st, "x", NS_MUC);
 	struct occupant *o, **pp;
 	bool fresh = r == NULL;
+	enum affiliation aff = r ? affiliation_of(r, from) : AFF_OWNER;
 
 	if (!nick_ok(muc, to->resource)) {
 		reply_error(st, "modify", "jid-malformed", "a nick is needed, and not that long");
@@ -524,9 +542,23 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 		reply_error(st, "cancel", "item-not-found", "the room is not configured yet");
 		return;
 	}
-	if (r && affiliation_of(r, from) == AFF_OUTCAST) {
+	if (aff == AFF_OUTCAST) {
 		reply_error(st, "auth", "forbidden", "you are banned from this room");	/* §7.2.7 */
 		return;
+	}
+	if (r && r->cfg.password && aff < AFF_OWNER) {
+		char *given = x ? xml_child_text(x, "password", NULL) : NULL;
+		bool ok = given && r->cfg.secret && strcmp(given, r->cfg.secret) == 0;
+
+		free(given);
+		if (!ok) {	/* §7.2.6 */
+			reply_error(st, "auth", "not-authorized", "a password is required");
+			return;
+		}
+	}
+	if (r && r->cfg.members_only && aff < AFF_MEMBER) {
+		reply_error(st, "auth", "registration-required", "this room is for members");
+		return;	/* §7.2.5 */
 	}
 	/* One resource per nick for now (§7.2.9); several resources of one user
 	 * under one nick come with the rest of the group-chat work. */
@@ -534,7 +566,7 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 		reply_error(st, "cancel", "conflict", "that nick is in use in this room");
 		return;
 	}
-	if (r && r->count >= (unsigned)muc->o->max_occupants) {
+	if (r && aff < AFF_ADMIN && r->count >= (unsigned)r->cfg.max_users) {
 		reply_error(st, "wait", "service-unavailable", "the room is full");
 		return;
 	}
@@ -555,6 +587,9 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 			return;
 		}
 		r->locked = true;
+		r->cfg.public_room = true;
+		r->cfg.max_users = muc->o->max_occupants;
+		r->cfg.history = muc->o->history_length;
 		r->next = muc->rooms;
 		muc->rooms = r;
 		muc->nrooms++;
@@ -562,6 +597,7 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 	}
 	o = calloc(1, sizeof(*o));
 	if (o) {
+		o->room = r;
 		o->nick = strdup(to->resource);
 		o->real = jid_copy(from);
 		o->jid = jid_copy(to);
@@ -575,11 +611,13 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 			room_remove(muc, r);
 		return;
 	}
-	o->affiliation = affiliation_of(r, from);
-	o->role = o->affiliation >= AFF_ADMIN ? ROLE_MODERATOR : ROLE_PARTICIPANT;
+	o->affiliation = aff;
+	/* §7.1.2: a moderated room gives voice to members and above only. */
+	o->role = aff >= AFF_ADMIN ? ROLE_MODERATOR : r->cfg.moderated && aff < AFF_MEMBER
+		? ROLE_VISITOR : ROLE_PARTICIPANT;
 	/* §7.2.3: the others' presence first, then the new one to everyone. */
-	for (const struct occupant *x = r->occupants; x; x = x->next)
-		send_presence_of(x, o, false, NULL, NULL, NULL);
+	for (const struct occupant *y = r->occupants; y; y = y->next)
+		send_presence_of(y, o, false, NULL, NULL, NULL);
 	for (pp = &r->occupants; *pp; pp = &(*pp)->next)
 		;
 	*pp = o;
@@ -588,7 +626,9 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 	if (fresh)
 		send_presence_of(o, o, false, NULL, created, NULL);
 	else
-		broadcast_presence(r, o, false, NULL, NULL, NULL);
+		for (const struct occupant *y = r->occupants; y; y = y->next)
+			send_presence_of(o, y, false, NULL, y == o && r->cfg.whois_anyone ?
+					 open_jids : NULL, NULL);
 	send_history(muc, r, o, st);
 	send_subject(r, o);
 }
@@ -692,7 +732,7 @@ static void groupchat(struct muc *muc, struct room *r, struct occupant *o, struc
 	}
 	if (!(m = xml_copy(st)))
 		return;
-	if (subject && o->role != ROLE_MODERATOR) {
+	if (subject && o->role != ROLE_MODERATOR && !r->cfg.change_subject) {
 		xml_unref(m);
 		reply_error(st, "auth", "forbidden", "only moderators change the subject");
 		return;
@@ -782,9 +822,14 @@ static void add_feature(struct xml_node *q, const char *var)
 /* §6.4: what a room is. */
 static void room_info(const struct room *r, const struct xml_node *st)
 {
-	static const char *const features[] = {
-		NS_MUC, "muc_public", "muc_temporary", "muc_open", "muc_unmoderated",
-		"muc_semianonymous", "muc_unsecured", NS_DISCO_INFO, NS_DISCO_ITEMS, NS_SID,
+	const struct room_config *c = &r->cfg;
+	const char *const features[] = {
+		NS_MUC, c->public_room ? "muc_public" : "muc_hidden", "muc_temporary",
+		c->members_only ? "muc_membersonly" : "muc_open",
+		c->moderated ? "muc_moderated" : "muc_unmoderated",
+		c->whois_anyone ? "muc_nonanonymous" : "muc_semianonymous",
+		c->password ? "muc_passwordprotected" : "muc_unsecured", NS_DISCO_INFO,
+		NS_DISCO_ITEMS, NS_SID,
 		/* XEP-0410 §4: the room answers self-pings itself */
 		NS_MUC "#self-ping-optimization", NULL,
 	};
@@ -796,7 +841,7 @@ static void room_info(const struct room *r, const struct xml_node *st)
 	if (id) {
 		xml_attr_set(id, "category", "conference");
 		xml_attr_set(id, "type", "text");
-		xml_attr_set(id, "name", r->jid->local);
+		xml_attr_set(id, "name", c->name ? c->name : r->jid->local);
 	}
 	for (const char *const *f = features; *f; f++)
 		add_feature(q, *f);
@@ -1019,27 +1064,277 @@ static void admin_get(struct room *r, struct occupant *o, const struct xml_node 
 	iq_result(st, q);
 }
 
-static void owner_set(struct room *r, struct occupant *o, const struct xml_node *st,
-		      const struct xml_node *query)
-{
-	const struct xml_node *x = xml_child(query, "x", NS_XDATA);
-	const char *type = x ? xml_attr(x, "type") : NULL;
+/* ---- the owner: configuration (§10.2) and destruction (§10.9) ---- */
 
-	if (!o || o->affiliation != AFF_OWNER) {
-		reply_error(st, "auth", "forbidden", "only the room's owner configures it");
+#define NS_ROOMCONFIG NS_MUC "#roomconfig"
+
+static void form_field(struct xml_node *x, const char *var, const char *type,
+		       const char *label, const char *value)
+{
+	struct xml_node *f = xml_add_child(x, "field", NULL), *v;
+
+	if (!f)
+		return;
+	xml_attr_set(f, "var", var);
+	xml_attr_set(f, "type", type);
+	if (label)
+		xml_attr_set(f, "label", label);
+	if (value && (v = xml_add_child(f, "value", NULL)))
+		xml_add_text(v, value, strlen(value));
+}
+
+static void whois_options(struct xml_node *x)
+{
+	struct xml_node *f = xml_child(x, "field", NULL);
+
+	for (; f; f = xml_next(f, "field", NULL)) {
+		if (strcmp(xml_attr(f, "var") ? xml_attr(f, "var") : "",
+			   "muc#roomconfig_whois") != 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			static const char *const v[] = { "moderators", "anyone" };
+			struct xml_node *o = xml_add_child(f, "option", NULL), *val;
+
+			if (o && (val = xml_add_child(o, "value", NULL)))
+				xml_add_text(val, v[i], strlen(v[i]));
+		}
+	}
+}
+
+static void owner_get(struct room *r, const struct xml_node *st)
+{
+	const struct room_config *c = &r->cfg;
+	struct xml_node *q = xml_new("query", NS_MUC_OWNER), *x;
+	char max[24], hist[24];
+
+	x = q ? xml_add_child(q, "x", NS_XDATA) : NULL;
+	if (!x) {
+		xml_unref(q);
 		return;
 	}
-	/* §10.1.2: the instant room is the default configuration accepted; a
-	 * cancelled form leaves it as it is. */
+	snprintf(max, sizeof(max), "%lld", c->max_users);
+	snprintf(hist, sizeof(hist), "%lld", c->history);
+	xml_attr_set(x, "type", "form");
+	form_field(x, "FORM_TYPE", "hidden", NULL, NS_ROOMCONFIG);
+	form_field(x, "muc#roomconfig_roomname", "text-single", "Name", c->name);
+	form_field(x, "muc#roomconfig_roomdesc", "text-single", "Description", c->desc);
+	form_field(x, "muc#roomconfig_publicroom", "boolean", "Listed in the room list",
+		   c->public_room ? "1" : "0");
+	form_field(x, "muc#roomconfig_membersonly", "boolean", "Members only",
+		   c->members_only ? "1" : "0");
+	form_field(x, "muc#roomconfig_moderatedroom", "boolean", "Moderated",
+		   c->moderated ? "1" : "0");
+	form_field(x, "muc#roomconfig_passwordprotectedroom", "boolean", "Password protected",
+		   c->password ? "1" : "0");
+	form_field(x, "muc#roomconfig_roomsecret", "text-private", "Password", c->secret);
+	form_field(x, "muc#roomconfig_maxusers", "text-single", "Most occupants", max);
+	form_field(x, "muc#roomconfig_whois", "list-single", "Who sees real JIDs",
+		   c->whois_anyone ? "anyone" : "moderators");
+	whois_options(x);
+	form_field(x, "muc#roomconfig_changesubject", "boolean", "Occupants change the subject",
+		   c->change_subject ? "1" : "0");
+	form_field(x, "muc#roomconfig_historylength", "text-single", "Messages of history",
+		   hist);
+	iq_result(st, q);
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "1") || !strcmp(v, "true"))
+		return *out = true, true;
+	if (!strcmp(v, "0") || !strcmp(v, "false"))
+		return *out = false, true;
+	return false;
+}
+
+/* A count up to max; 0 means max when zero_is_max (maxusers: no limit). */
+static bool parse_count(const char *v, long long max, bool zero_is_max, long long *out)
+{
+	char *end;
+	long long n = strtoll(v, &end, 10);
+
+	if (!*v || *end || n < 0)
+		return false;
+	*out = n > max || (n == 0 && zero_is_max) ? max : n;
+	return true;
+}
+
+static bool parse_whois(const char *v, bool *anyone)
+{
+	if (strcmp(v, "anyone") && strcmp(v, "moderators"))
+		return false;
+	*anyone = strcmp(v, "anyone") == 0;
+	return true;
+}
+
+/* Applies a submitted form to a copy; the room takes it only if it all parses. */
+static const char *config_parse(struct muc *muc, const struct xml_node *x,
+				struct room_config *c)
+{
+	for (const struct xml_node *f = xml_child(x, "field", NULL); f;
+	     f = xml_next(f, "field", NULL)) {
+		const char *var = xml_attr(f, "var");
+		char *v = xml_child_text(f, "value", NULL);
+		const char *val = v ? v : "";
+		bool ok = true;
+
+		if (!var || !strcmp(var, "FORM_TYPE"))
+			ok = !var || !strcmp(val, NS_ROOMCONFIG);
+		else if (!strcmp(var, "muc#roomconfig_roomname"))
+			free(c->name), c->name = *val ? strdup(val) : NULL;
+		else if (!strcmp(var, "muc#roomconfig_roomdesc"))
+			free(c->desc), c->desc = *val ? strdup(val) : NULL;
+		else if (!strcmp(var, "muc#roomconfig_roomsecret"))
+			free(c->secret), c->secret = *val ? strdup(val) : NULL;
+		else if (!strcmp(var, "muc#roomconfig_publicroom"))
+			ok = parse_bool(val, &c->public_room);
+		else if (!strcmp(var, "muc#roomconfig_membersonly"))
+			ok = parse_bool(val, &c->members_only);
+		else if (!strcmp(var, "muc#roomconfig_moderatedroom"))
+			ok = parse_bool(val, &c->moderated);
+		else if (!strcmp(var, "muc#roomconfig_passwordprotectedroom"))
+			ok = parse_bool(val, &c->password);
+		else if (!strcmp(var, "muc#roomconfig_changesubject"))
+			ok = parse_bool(val, &c->change_subject);
+		else if (!strcmp(var, "muc#roomconfig_maxusers"))
+			ok = parse_count(val, muc->o->max_occupants, true, &c->max_users);
+		else if (!strcmp(var, "muc#roomconfig_historylength"))
+			ok = parse_count(val, muc->o->history_length, false, &c->history);
+		else if (!strcmp(var, "muc#roomconfig_whois"))
+			ok = parse_whois(val, &c->whois_anyone);
+		/* Other fields (persistence, languages...) are not offered yet:
+		 * ignored, as a XEP-0004 form processor may. */
+		free(v);
+		if (!ok)
+			return var ? var : "FORM_TYPE";
+	}
+	if (c->password && !c->secret)
+		return "muc#roomconfig_roomsecret";
+	return NULL;
+}
+
+static void config_free(struct room_config *c)
+{
+	free(c->name);
+	free(c->desc);
+	free(c->secret);
+}
+
+static int config_copy(const struct room_config *from, struct room_config *to)
+{
+	*to = *from;
+	to->name = from->name ? strdup(from->name) : NULL;
+	to->desc = from->desc ? strdup(from->desc) : NULL;
+	to->secret = from->secret ? strdup(from->secret) : NULL;
+	if ((from->name && !to->name) || (from->desc && !to->desc) ||
+	    (from->secret && !to->secret)) {
+		config_free(to);
+		return -1;
+	}
+	return 0;
+}
+
+/* §10.2.1: occupants are told the configuration changed. */
+static void announce_change(const struct room *r)
+{
+	for (const struct occupant *to = r->occupants; to; to = to->next) {
+		struct xml_node *m = xml_new("message", "jabber:client");
+		struct xml_node *x = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
+
+		if (!x) {
+			xml_unref(m);
+			return;
+		}
+		add_status(x, "104");
+		xml_attr_set(m, "type", "groupchat");
+		xml_attr_set(m, "from", r->jid->full);
+		xml_attr_set(m, "to", to->real->full);
+		router_route(m);
+	}
+}
+
+/* §10.9: everyone out, told where to go, and the room gone. */
+static void destroy(struct muc *muc, struct room *r, const struct xml_node *st,
+		    const struct xml_node *d)
+{
+	const char *venue = xml_attr(d, "jid");
+	char *reason = xml_child_text(d, "reason", NULL);
+
+	iq_result(st, NULL);
+	for (const struct occupant *o = r->occupants; o; o = o->next) {
+		struct xml_node *p = xml_new("presence", "jabber:client");
+		struct xml_node *x = p ? xml_add_child(p, "x", NS_MUC_USER) : NULL;
+		struct xml_node *item = x ? xml_add_child(x, "item", NULL) : NULL;
+		struct xml_node *dd = item ? xml_add_child(x, "destroy", NULL) : NULL, *rs;
+
+		if (!dd) {
+			xml_unref(p);
+			continue;
+		}
+		xml_attr_set(item, "affiliation", "none");
+		xml_attr_set(item, "role", "none");
+		if (venue)
+			xml_attr_set(dd, "jid", venue);
+		if (reason && (rs = xml_add_child(dd, "reason", NULL)))
+			xml_add_text(rs, reason, strlen(reason));
+		xml_attr_set(p, "type", "unavailable");
+		xml_attr_set(p, "from", o->jid->full);
+		xml_attr_set(p, "to", o->real->full);
+		router_route(p);
+	}
+	free(reason);
+	log_info("muc", "%s: destroyed by its owner", r->jid->full);
+	room_remove(muc, r);
+}
+
+static void owner_set(struct muc *muc, struct room *r, struct occupant *o,
+		      const struct xml_node *st, const struct xml_node *query)
+{
+	const struct xml_node *x = xml_child(query, "x", NS_XDATA);
+	const struct xml_node *d = xml_child(query, "destroy", NULL);
+	const char *type = x ? xml_attr(x, "type") : NULL, *bad;
+	struct room_config c;
+	bool was_locked = r->locked;
+
+	if (!o || o->affiliation != AFF_OWNER) {
+		reply_error(st, "auth", "forbidden", "only the room's owner does that");
+		return;
+	}
+	if (d) {
+		destroy(muc, r, st, d);
+		return;
+	}
+	/* §10.1.2: an empty submitted form is the instant room; a cancelled
+	 * form leaves the room as it is. */
 	if (!type || (strcmp(type, "submit") && strcmp(type, "cancel"))) {
 		reply_error(st, "modify", "bad-request", "a submit or cancel data form is needed");
 		return;
 	}
-	if (strcmp(type, "submit") == 0 && r->locked) {
+	if (strcmp(type, "cancel") == 0) {
+		iq_result(st, NULL);
+		return;
+	}
+	if (config_copy(&r->cfg, &c) < 0) {
+		reply_error(st, "wait", "internal-server-error", NULL);
+		return;
+	}
+	if ((bad = config_parse(muc, x, &c))) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "the value of %s is not acceptable", bad);
+		config_free(&c);
+		reply_error(st, "modify", "bad-request", why);
+		return;
+	}
+	config_free(&r->cfg);
+	r->cfg = c;
+	if (r->locked) {
 		r->locked = false;
 		log_info("muc", "%s: unlocked by its owner", r->jid->full);
 	}
 	iq_result(st, NULL);
+	if (!was_locked && xml_child(x, "field", NULL))
+		announce_change(r);
 }
 
 static void on_iq(struct muc *muc, struct xml_node *st, const struct jid *from,
@@ -1079,8 +1374,13 @@ static void on_iq(struct muc *muc, struct xml_node *st, const struct jid *from,
 		iq_result(st, xml_new("query", NS_DISCO_ITEMS));
 		return;
 	}
-	if (!strcmp(type, "set") && !strcmp(payload->ns, NS_MUC_OWNER)) {
-		owner_set(r, o, st, payload);
+	if (!strcmp(payload->ns, NS_MUC_OWNER)) {
+		if (!strcmp(type, "set"))
+			owner_set(muc, r, o, st, payload);
+		else if (o && o->affiliation == AFF_OWNER)
+			owner_get(r, st);
+		else
+			reply_error(st, "auth", "forbidden", "only the room's owner configures it");
 		return;
 	}
 	if (!strcmp(payload->ns, NS_MUC_ADMIN)) {
@@ -1130,7 +1430,7 @@ static int service_items(struct iq *iq)
 	for (struct room *r = muc->rooms; r; r = r->next) {
 		struct xml_node *item;
 
-		if (r->locked || !(item = xml_add_child(q, "item", NULL)))
+		if (r->locked || !r->cfg.public_room || !(item = xml_add_child(q, "item", NULL)))
 			continue;
 		xml_attr_set(item, "jid", r->jid->full);
 		xml_attr_set(item, "name", r->jid->local);
