@@ -1234,8 +1234,9 @@ static int config_copy(const struct room_config *from, struct room_config *to)
 	return 0;
 }
 
-/* §10.2.1: occupants are told the configuration changed. */
-static void announce_change(const struct room *r)
+/* §10.2.1: occupants are told the configuration changed (104), and how
+ * their privacy did: 172 real JIDs now public, 173 no longer. */
+static void announce_change(const struct room *r, const char *privacy)
 {
 	for (const struct occupant *to = r->occupants; to; to = to->next) {
 		struct xml_node *m = xml_new("message", "jabber:client");
@@ -1246,10 +1247,28 @@ static void announce_change(const struct room *r)
 			return;
 		}
 		add_status(x, "104");
+		if (privacy)
+			add_status(x, privacy);
 		xml_attr_set(m, "type", "groupchat");
 		xml_attr_set(m, "from", r->jid->full);
 		xml_attr_set(m, "to", to->real->full);
 		router_route(m);
+	}
+}
+
+/* §10.2: a room made members-only sends its non-members out (322). */
+static void remove_non_members(struct room *r)
+{
+	static const char *const gone[] = { "322", NULL };
+
+	for (struct occupant *o = r->occupants, *next; o; o = next) {
+		next = o->next;
+		if (o->affiliation >= AFF_MEMBER)
+			continue;
+		o->role = ROLE_NONE;
+		broadcast_presence(r, o, true, NULL, gone, NULL);
+		occupant_unlink(r, o);
+		occupant_free(o);
 	}
 }
 
@@ -1292,9 +1311,9 @@ static void owner_set(struct muc *muc, struct room *r, struct occupant *o,
 {
 	const struct xml_node *x = xml_child(query, "x", NS_XDATA);
 	const struct xml_node *d = xml_child(query, "destroy", NULL);
-	const char *type = x ? xml_attr(x, "type") : NULL, *bad;
+	const char *type = x ? xml_attr(x, "type") : NULL, *bad, *privacy;
 	struct room_config c;
-	bool was_locked = r->locked;
+	bool was_locked = r->locked, members_only;
 
 	if (!o || o->affiliation != AFF_OWNER) {
 		reply_error(st, "auth", "forbidden", "only the room's owner does that");
@@ -1323,9 +1342,11 @@ static void owner_set(struct muc *muc, struct room *r, struct occupant *o,
 
 		snprintf(why, sizeof(why), "the value of %s is not acceptable", bad);
 		config_free(&c);
-		reply_error(st, "modify", "bad-request", why);
+		reply_error(st, "modify", "not-acceptable", why);	/* §10.1.3 */
 		return;
 	}
+	privacy = c.whois_anyone == r->cfg.whois_anyone ? NULL : c.whois_anyone ? "172" : "173";
+	members_only = c.members_only && !r->cfg.members_only;
 	config_free(&r->cfg);
 	r->cfg = c;
 	if (r->locked) {
@@ -1334,7 +1355,9 @@ static void owner_set(struct muc *muc, struct room *r, struct occupant *o,
 	}
 	iq_result(st, NULL);
 	if (!was_locked && xml_child(x, "field", NULL))
-		announce_change(r);
+		announce_change(r, privacy);
+	if (members_only)
+		remove_non_members(r);
 }
 
 static void on_iq(struct muc *muc, struct xml_node *st, const struct jid *from,

@@ -4,13 +4,18 @@
  * conflicts, groupchat, private messages, the subject, nick changes, XEP-0410
  * self-ping, leaving (gracefully or not) and the end of a temporary room; then
  * in a second room discussion history (§7.2.13, §7.2.14) and the subject's
- * <delay/> (§7.2.15), kicking, voice, banning, the ban list and admins (§8-§10).
- * Prints TAP lines without numbers; muc.test adds the plan.
+ * <delay/> (§7.2.15), kicking, voice, banning, the ban list and admins (§8-§10);
+ * in a third the configuration form (§10.2) and what it does: passwords,
+ * members only, moderation, non-anonymity, max users, the subject (§7.2, §8.1),
+ * and destroying the room (§10.9). Prints TAP lines without numbers; muc.test
+ * adds the plan.
  *
  * The first use cases follow one room, room1, through its life; the later ones
- * use room2, owned by m1 as "own" throughout. Each t_* first puts the occupants
- * it needs into the room (need(), need2()), so that one failure does not take
- * every later check with it, and drains what earlier cases left unread.
+ * use room2, owned by m1 as "own" throughout, then room3, m1's as "boss". Each
+ * t_* first puts the occupants it needs into the room (need(), need2(),
+ * need3()), so that one failure does not take every later check with it, and
+ * drains what earlier cases left unread; the room3 cases also put back the
+ * configuration they started from (base3).
  *
  * Env: PARLEY_HOST, PARLEY_PORT (a tls="none" c2s listener), PARLEY_PASS (the
  * password of every account m1..m8), PARLEY_MUC (the MUC service,
@@ -157,6 +162,8 @@ struct ev {
 	bool delay;			/* XEP-0203 <delay/> */
 	char delay_from[320], stamp[64];
 	char reason[128];		/* the <reason/> inside the muc#user <item/> */
+	bool destroy;			/* a muc#user <destroy/> (§10.9) */
+	char destroy_jid[320], destroy_reason[128];
 	char raw[1500];
 };
 
@@ -173,6 +180,7 @@ static void fill(struct ev *e, const struct xt_node *n)
 {
 	const struct xt_node *x = xt_child(n, NS_MUC_USER, "x");
 	const struct xt_node *it = xt_child(x, NS_MUC_USER, "item");
+	const struct xt_node *dx = xt_child(x, NS_MUC_USER, "destroy");
 	const struct xt_node *err = xt_stanza_error(n), *s, *b, *d, *r;
 	size_t bare;
 
@@ -191,6 +199,12 @@ static void fill(struct ev *e, const struct xt_node *n)
 		CP(e->ijid, xt_attr(it, "jid"));
 		if ((r = xt_child(it, NS_MUC_USER, "reason")))
 			CP(e->reason, r->text);
+	}
+	if (dx) {
+		e->destroy = true;
+		CP(e->destroy_jid, xt_attr(dx, "jid"));
+		if ((r = xt_child(dx, NS_MUC_USER, "reason")))
+			CP(e->destroy_reason, r->text);
 	}
 	for (const struct xt_node *ch = x ? x->children : NULL; ch; ch = ch->next)
 		if (xt_is(ch, NS_MUC_USER, "status") && xt_attr(ch, "code") && e->ncodes < 8)
@@ -1534,6 +1548,773 @@ static void t_admin(void)
 		  got ? res.raw : "nothing", why);
 }
 
+/* ---- room3: configuration (§10.2), what it does to entering (§7.2), destroying (§10.9) ---- */
+
+#define ROOM3		"room3"
+#define NS_XDATA	"jabber:x:data"
+#define NS_ROOMCONFIG	NS_MUC "#roomconfig"
+#define CFG		"muc#roomconfig_"
+
+static char nick3_of[USERS + 1][64];	/* m[i]'s nick in room3, "" when it is not in */
+
+static const char *r3j(const char *nick) { return rjr(ROOM3, nick); }
+static bool leave3(int i) { return leave_in(ROOM3, nick3_of, i); }
+static const char *raw_or(const struct ev *e) { return e->raw[0] ? e->raw : "nothing"; }
+
+/* room3 is m1's, as "boss": it goes in first. */
+static bool need3(int i, const char *nick)
+{
+	if (i != 1 && !need_in(ROOM3, nick3_of, 1, "boss"))
+		return false;
+	return need_in(ROOM3, nick3_of, i, nick);
+}
+
+/* Everyone out of room3 but the owner and those in keep (bit i for m[i]). */
+static void only_boss3(unsigned keep)
+{
+	for (int j = 2; j <= USERS; j++)
+		if (!(keep & 1u << j))
+			leave3(j);
+}
+
+/* m[i], out of room3 first, enters as nick with x inside the MUC <x/> (a
+ * <password/>, or NULL); the answer (the own presence or an error) in *e.
+ * True when it entered. */
+static bool join3(int i, const char *nick, const char *x, struct ev *e)
+{
+	memset(e, 0, sizeof(*e));
+	if (!m[i])
+		return false;
+	leave3(i);
+	send_join_in(ROOM3, i, nick, x);
+	if (!await_self_in(ROOM3, i, nick, e, NULL) || eq(e->type, "error"))
+		return false;
+	CP(nick3_of[i], nick);
+	return true;
+}
+
+/* A muc#admin set of one item, from m[i] to room3. */
+static bool admin_set3(int i, const char *item, struct ev *res)
+{
+	char q[1024];
+
+	snprintf(q, sizeof(q), "<query xmlns='" NS_MUC_ADMIN "'>%s</query>", item);
+	return muc_iq(i, r3j(NULL), "set", q, res);
+}
+
+/* Set-up: m[j]'s affiliation with room3 (its bare JID), set by the owner. */
+static bool affiliate3(int j, const char *aff)
+{
+	char item[512];
+	struct ev res;
+
+	snprintf(item, sizeof(item), "<item affiliation='%s' jid='%s'/>", aff, bare_jid(j));
+	if (admin_set3(1, item, &res) && is_result(&res))
+		return true;
+	printf("# set-up: affiliation %s for m%d in room3 got: %s\n", aff, j, raw_or(&res));
+	return false;
+}
+
+/* What the cases below start from, as muc#roomconfig_<name> fields. */
+static const char *const base3[][2] = {
+	{ "publicroom", "1" }, { "membersonly", "0" }, { "moderatedroom", "0" },
+	{ "passwordprotectedroom", "0" }, { "roomsecret", "" }, { "whois", "moderators" },
+	{ "changesubject", "0" },
+};
+
+static void add_field(char *q, size_t size, const char *name, const char *value)
+{
+	size_t len = strlen(q);
+	char esc[512];
+
+	snprintf(q + len, size - len, "<field var='" CFG "%s'><value>%s</value></field>", name,
+		 xt_escape(value, esc, sizeof(esc)));
+}
+
+/* §10.2: m[i] submits room3's configuration: FORM_TYPE, base3's fields when
+ * base, and the (name, value) pairs from first on up to a NULL (names without
+ * the muc#roomconfig_ prefix; a pair replaces base3's field of that name).
+ * True with the answer in *res. */
+static bool vsubmit3(int i, bool base, struct ev *res, const char *first, va_list ap)
+{
+	const char *over[16][2];
+	const char *name = first;
+	int nover = 0;
+	char q[4096];
+	size_t len;
+
+	while (name && nover < 16) {
+		over[nover][0] = name;
+		over[nover++][1] = va_arg(ap, const char *);
+		name = va_arg(ap, const char *);
+	}
+	snprintf(q, sizeof(q), "<query xmlns='" NS_MUC_OWNER "'><x xmlns='" NS_XDATA "' "
+		 "type='submit'><field var='FORM_TYPE'><value>" NS_ROOMCONFIG "</value></field>");
+	for (unsigned k = 0; base && k < sizeof(base3) / sizeof(base3[0]); k++) {
+		bool replaced = false;
+
+		for (int o = 0; o < nover; o++)
+			replaced |= eq(over[o][0], base3[k][0]);
+		if (!replaced)
+			add_field(q, sizeof(q), base3[k][0], base3[k][1]);
+	}
+	for (int o = 0; o < nover; o++)
+		add_field(q, sizeof(q), over[o][0], over[o][1]);
+	len = strlen(q);
+	snprintf(q + len, sizeof(q) - len, "</x></query>");
+	return muc_iq(i, r3j(NULL), "set", q, res);
+}
+
+static bool __attribute__((sentinel)) submit3(int i, bool base, struct ev *res,
+					      const char *first, ...)
+{
+	va_list ap;
+	bool got;
+
+	va_start(ap, first);
+	got = vsubmit3(i, base, res, first, ap);
+	va_end(ap);
+	return got;
+}
+
+/* Set-up: room3 with its owner in, configured as base3 and the pairs. */
+static bool __attribute__((sentinel)) config3(const char *first, ...)
+{
+	struct ev res;
+	va_list ap;
+	bool got;
+
+	if (!need3(1, "boss"))
+		return false;
+	va_start(ap, first);
+	got = vsubmit3(1, true, &res, first, ap);
+	va_end(ap);
+	if (got && is_result(&res))
+		return true;
+	printf("# set-up: configuring room3 (%s...) got: %s\n", first, raw_or(&res));
+	return false;
+}
+
+/* Set-up: room3 with its owner in, configured as base3. */
+static bool reset3(void)
+{
+	struct ev res;
+
+	if (!need3(1, "boss"))
+		return false;
+	if (submit3(1, true, &res, NULL, NULL) && is_result(&res))
+		return true;
+	printf("# set-up: configuring room3 as base3 got: %s\n", raw_or(&res));
+	return false;
+}
+
+/* A jabber:x:data form as received, copied out. */
+struct field3 {
+	char var[80], type[24], val[160];
+	char opts[160];			/* its <option/> values, " a b " */
+};
+
+struct form3 {
+	bool result;			/* an IQ result with a form in it */
+	char xtype[16], cond[48];	/* the form's type; the error condition */
+	int n;
+	struct field3 f[48];
+	char raw[4000];
+};
+
+static struct form3 F;
+
+/* §10.2: room3's configuration form, as m[i] gets it. */
+static bool get_form3(int i, struct form3 *f)
+{
+	struct xt_node *n, *x, *v;
+
+	memset(f, 0, sizeof(*f));
+	if (!m[i])
+		return false;
+	n = xt_iq(m[i], "get", r3j(NULL), "<query xmlns='" NS_MUC_OWNER "'/>");
+	CP(f->raw, xt_raw(n));
+	if (n && eq(xt_attr(n, "type"), "error"))
+		CP(f->cond, xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR));
+	x = xt_child(xt_child(n, NS_MUC_OWNER, "query"), NS_XDATA, "x");
+	f->result = n && eq(xt_attr(n, "type"), "result") && x;
+	CP(f->xtype, xt_attr(x, "type"));
+	for (struct xt_node *ch = x ? x->children : NULL; ch && f->n < 48; ch = ch->next) {
+		struct field3 *fl = &f->f[f->n];
+
+		if (!xt_is(ch, NS_XDATA, "field"))
+			continue;
+		f->n++;
+		CP(fl->var, xt_attr(ch, "var"));
+		CP(fl->type, xt_attr(ch, "type"));
+		v = xt_child(ch, NS_XDATA, "value");
+		CP(fl->val, v ? v->text : NULL);
+		CP(fl->opts, " ");
+		for (struct xt_node *o = ch->children; o; o = o->next) {
+			size_t len = strlen(fl->opts);
+
+			if (xt_is(o, NS_XDATA, "option") && (v = xt_child(o, NS_XDATA, "value")))
+				snprintf(fl->opts + len, sizeof(fl->opts) - len, "%s ",
+					 v->text ? v->text : "");
+		}
+	}
+	return f->result;
+}
+
+/* The field var (muc#roomconfig_name when name has no '#' or '_'), or NULL. */
+static const struct field3 *fld3(const struct form3 *f, const char *name)
+{
+	char var[96];
+
+	snprintf(var, sizeof(var), "%s%s", strpbrk(name, "#_") ? "" : CFG, name);
+	for (int k = 0; k < f->n; k++)
+		if (eq(f->f[k].var, var))
+			return &f->f[k];
+	return NULL;
+}
+
+/* Its value ("" for a field with none; NULL for no such field). */
+static const char *val3(const struct form3 *f, const char *name)
+{
+	const struct field3 *fl = fld3(f, name);
+
+	return fl ? fl->val : NULL;
+}
+
+/* XEP-0004 §3.3 booleans. */
+static bool is_true(const char *v) { return eq(v, "1") || eq(v, "true"); }
+static bool is_false(const char *v) { return eq(v, "0") || eq(v, "false"); }
+
+/* A groupchat from room3's bare JID with this muc#user status code (§10.2.1). */
+static bool code_msg3(int i, int code, struct ev *e)
+{
+	long long end = now_ms() + wait_ms;
+
+	while (now_ms() < end && wait_ev(m[i], e, "message", "groupchat", r3j(NULL)))
+		if (has_code(e, code))
+			return true;
+	return false;
+}
+
+/* Whether every occupant of room3 gets it; why says who did not. */
+static bool all_code3(int code)
+{
+	bool all = true;
+	struct ev e;
+
+	for (int j = 1; j <= USERS; j++)
+		if (nick3_of[j][0] && !code_msg3(j, code, &e)) {
+			all = false;
+			why_add("m%d: no %d (last: %s); ", j, code, raw_or(&e));
+		}
+	return all;
+}
+
+static bool has_feature(const struct xt_node *q, const char *var)
+{
+	for (const struct xt_node *ch = q ? q->children : NULL; ch; ch = ch->next)
+		if (xt_is(ch, XT_NS_DISCO_INFO, "feature") && eq(xt_attr(ch, "var"), var))
+			return true;
+	return false;
+}
+
+/* room3's disco#info (as m1) has each feature of yes and none of no; why says
+ * what is amiss. */
+static bool features3(const char *const *yes, const char *const *no)
+{
+	struct xt_node *n, *q;
+	bool ok = true;
+
+	n = xt_iq(m[1], "get", r3j(NULL), "<query xmlns='" XT_NS_DISCO_INFO "'/>");
+	q = xt_child(n, XT_NS_DISCO_INFO, "query");
+	for (; *yes; yes++)
+		if (!has_feature(q, *yes)) {
+			ok = false;
+			why_add("no %s; ", *yes);
+		}
+	for (; *no; no++)
+		if (has_feature(q, *no)) {
+			ok = false;
+			why_add("%s too; ", *no);
+		}
+	if (!ok || !q)
+		why_add("got: %s", xt_raw(n));
+	return ok && q;
+}
+
+/* §10.2: the owner gets the configuration form; others are forbidden. */
+static void t_config_form(void)
+{
+	const char *form = "config: the owner's muc#owner get gets a form (type form, hidden "
+			   "FORM_TYPE " NS_ROOMCONFIG ")";
+	const char *fields = "config: the form has roomname, roomdesc, publicroom, membersonly, "
+			     "moderatedroom, passwordprotectedroom, roomsecret, maxusers, whois, "
+			     "changesubject, historylength";
+	const char *whois = "config: its whois field offers anyone and moderators";
+	const char *denied = "config: a participant's get gets forbidden";
+	static const char *const want[] = { "roomname", "roomdesc", "publicroom", "membersonly",
+					    "moderatedroom", "passwordprotectedroom", "roomsecret",
+					    "maxusers", "whois", "changesubject",
+					    "historylength" };
+	const struct field3 *ft, *w;
+	bool got, all = true;
+
+	if (!need3(1, "boss") || !need3(7, "pat")) {
+		fail_all("set-up: room3 with boss and pat", form, fields, whois, denied, NULL);
+		return;
+	}
+	sync_all();
+	got = get_form3(1, &F);
+	ft = fld3(&F, "FORM_TYPE");
+	xt_report(form, got && eq(F.xtype, "form") && ft && eq(ft->type, "hidden") &&
+		  eq(ft->val, NS_ROOMCONFIG), "got: %s", F.raw);
+	why_reset();
+	for (unsigned k = 0; k < sizeof(want) / sizeof(want[0]); k++)
+		if (!fld3(&F, want[k])) {
+			all = false;
+			why_add("no " CFG "%s; ", want[k]);
+		}
+	xt_report(fields, got && all, "%sgot: %s", why, F.raw);
+	w = fld3(&F, "whois");
+	xt_report(whois, w && strstr(w->opts, " anyone ") && strstr(w->opts, " moderators "),
+		  "whois field: %s", w ? w->opts : "none");
+	got = get_form3(7, &F);
+	xt_report(denied, !got && eq(F.cond, "forbidden"), "got: %s", F.raw);
+}
+
+/* §10.2, §10.2.1: a submitted form changes the room, the occupants are told
+ * (104) and disco#info shows the name (§6.4); a bad value changes nothing. */
+static void t_config_submit(void)
+{
+	const char *done = "config: the owner's submit of FORM_TYPE, roomname and roomdesc only "
+			   "gets a result";
+	const char *told = "config: every occupant gets a groupchat from room3's bare JID with "
+			   "muc#user status 104";
+	const char *shown = "config: a new get shows roomname 'Boss Room', roomdesc 'Where the "
+			    "boss is'";
+	const char *named = "config: room3's disco#info identity conference/text has "
+			    "name='Boss Room'";
+	const char *bad = "config: maxusers='abc' (with roomname Changed) gets bad-request or "
+			  "not-acceptable";
+	const char *same = "config: ... and changes nothing (roomname, maxusers as before)";
+	char name[160], max[160];
+	struct xt_node *n, *q, *ch;
+	struct ev res;
+	bool got, ident = false;
+
+	if (!need3(1, "boss") || !need3(7, "pat")) {
+		fail_all("set-up: room3 with boss and pat", done, told, shown, named, bad, same,
+			 NULL);
+		return;
+	}
+	sync_all();
+	got = submit3(1, false, &res, "roomname", "Boss Room", "roomdesc", "Where the boss is",
+		      NULL);
+	xt_report(done, got && is_result(&res), "got: %s", raw_or(&res));
+	why_reset();
+	xt_report(told, all_code3(104), "%s", why);
+	sync_all();
+	got = get_form3(1, &F);
+	xt_report(shown, got && eq(val3(&F, "roomname"), "Boss Room") &&
+		  eq(val3(&F, "roomdesc"), "Where the boss is"), "got: %s", F.raw);
+	CP(name, val3(&F, "roomname"));
+	CP(max, val3(&F, "maxusers"));
+	n = xt_iq(m[1], "get", r3j(NULL), "<query xmlns='" XT_NS_DISCO_INFO "'/>");
+	q = xt_child(n, XT_NS_DISCO_INFO, "query");
+	for (ch = q ? q->children : NULL; ch; ch = ch->next)
+		ident |= xt_is(ch, XT_NS_DISCO_INFO, "identity") &&
+			 eq(xt_attr(ch, "category"), "conference") &&
+			 eq(xt_attr(ch, "type"), "text") && eq(xt_attr(ch, "name"), "Boss Room");
+	xt_report(named, ident, "got: %s", xt_raw(n));
+	got = submit3(1, false, &res, "roomname", "Changed", "maxusers", "abc", NULL);
+	xt_report(bad, got && (is_error(&res, "bad-request") || is_error(&res, "not-acceptable")),
+		  "got: %s", raw_or(&res));
+	sync_all();
+	got = get_form3(1, &F);
+	xt_report(same, got && eq(val3(&F, "roomname"), name) && eq(val3(&F, "maxusers"), max),
+		  "before: roomname '%s', maxusers '%s'; got: %s", name, max, F.raw);
+}
+
+/* §10.2, §6.4: the settings show in the form and in the room's disco#info
+ * features. Only the owner is in (members-only would remove the others). */
+static void t_config_features(void)
+{
+	const char *closed = "config: publicroom 0, membersonly 1, moderatedroom 1, "
+			     "passwordprotectedroom 1 (roomsecret s3cret), whois anyone: a result, "
+			     "and a new get shows them";
+	const char *on = "config: then room3's disco#info has muc_hidden, muc_membersonly, "
+			 "muc_moderated, muc_passwordprotected, muc_nonanonymous, and none of "
+			 "their opposites";
+	const char *off = "config: back to publicroom 1, membersonly 0, moderatedroom 0, "
+			  "passwordprotectedroom 0, whois moderators: muc_public, muc_open, "
+			  "muc_unmoderated, muc_unsecured, muc_semianonymous, none of the others";
+	static const char *const closed_f[] = { "muc_hidden", "muc_membersonly", "muc_moderated",
+						"muc_passwordprotected", "muc_nonanonymous",
+						NULL };
+	static const char *const open_f[] = { "muc_public", "muc_open", "muc_unmoderated",
+					      "muc_unsecured", "muc_semianonymous", NULL };
+	struct ev res;
+	bool got;
+
+	if (!need3(1, "boss")) {
+		fail_all("set-up: room3 with boss", closed, on, off, NULL);
+		return;
+	}
+	only_boss3(0);
+	sync_all();
+	got = submit3(1, true, &res, "publicroom", "0", "membersonly", "1", "moderatedroom", "1",
+		      "passwordprotectedroom", "1", "roomsecret", "s3cret", "whois", "anyone",
+		      NULL) && is_result(&res);
+	sync_all();
+	xt_report(closed, got && get_form3(1, &F) && is_false(val3(&F, "publicroom")) &&
+		  is_true(val3(&F, "membersonly")) && is_true(val3(&F, "moderatedroom")) &&
+		  is_true(val3(&F, "passwordprotectedroom")) && eq(val3(&F, "whois"), "anyone"),
+		  "submit got: %s; get got: %s", raw_or(&res), F.raw);
+	why_reset();
+	xt_report(on, got && features3(closed_f, open_f), "%s", why);
+	got = reset3();
+	sync_all();
+	why_reset();
+	xt_report(off, got && features3(open_f, closed_f), "%s", why);
+}
+
+/* §7.2.6: a password-protected room wants the password in the MUC <x/>;
+ * §10.1.3: not a blank one. */
+static void t_password(void)
+{
+	const char *blank = "password: passwordprotectedroom 1 with an empty roomsecret gets "
+			    "not-acceptable (§10.1.3)";
+	const char *none = "password: with passwordprotectedroom 1, roomsecret s3cret, a join "
+			   "without <password/> gets presence error not-authorized";
+	const char *wrong = "password: a join with <password>wrong</password> gets "
+			    "not-authorized";
+	const char *right = "password: a join with <password>s3cret</password> enters (110)";
+	struct ev e, res;
+	bool got;
+
+	if (!need3(1, "boss") || !m[6]) {
+		fail_all("set-up: room3 with boss, m6 online", blank, none, wrong, right, NULL);
+		return;
+	}
+	sync_all();
+	got = submit3(1, true, &res, "passwordprotectedroom", "1", "roomsecret", "", NULL);
+	xt_report(blank, got && is_error(&res, "not-acceptable"), "got: %s", raw_or(&res));
+	if (!config3("passwordprotectedroom", "1", "roomsecret", "s3cret", NULL)) {
+		fail_all("set-up: room3 password-protected", none, wrong, right, NULL);
+		return;
+	}
+	sync_all();
+	got = join3(6, "six", NULL, &e);
+	xt_report(none, !got && eq(e.type, "error") && eq(e.cond, "not-authorized"), "got: %s",
+		  raw_or(&e));
+	got = join3(6, "six", "<password>wrong</password>", &e);
+	xt_report(wrong, !got && eq(e.type, "error") && eq(e.cond, "not-authorized"), "got: %s",
+		  raw_or(&e));
+	got = join3(6, "six", "<password>s3cret</password>", &e);
+	xt_report(right, got && has_code(&e, 110), "got: %s", raw_or(&e));
+	leave3(6);
+	reset3();
+}
+
+/* §7.2.5: members only; §9.3: the owner grants membership; §10.2: switching it
+ * on removes the non-members (322). */
+static void t_members_only(void)
+{
+	const char *out = "members-only: switching it on removes the non-member room3/pat: "
+			  "unavailable with 322 to it (and 110) and to the owner (§10.2)";
+	const char *refused = "members-only: a non-member's join gets presence error "
+			      "registration-required";
+	const char *grant = "members-only: the owner's affiliation='member' for m8's bare JID "
+			    "gets a result";
+	const char *enters = "members-only: m8 then enters (110, affiliation member)";
+	char item[512];
+	struct ev e, o, res;
+	bool got, got1;
+
+	if (!need3(1, "boss") || !need3(7, "pat") || !m[8]) {
+		fail_all("set-up: room3 with boss and pat, m8 online", out, refused, grant, enters,
+			 NULL);
+		return;
+	}
+	leave3(8);
+	affiliate3(8, "none");
+	sync_all();
+	if (!config3("membersonly", "1", NULL)) {
+		fail_all("set-up: room3 members-only", out, refused, grant, enters, NULL);
+		return;
+	}
+	got = wait_ev(m[7], &e, "presence", "unavailable", r3j("pat"));
+	if (got)
+		nick3_of[7][0] = '\0';
+	got1 = wait_ev(m[1], &o, "presence", "unavailable", r3j("pat"));
+	xt_report(out, got && has_code(&e, 322) && has_code(&e, 110) && got1 &&
+		  has_code(&o, 322) && !has_code(&o, 110), "m7 got: %s; m1 got: %s",
+		  got ? e.raw : "nothing", got1 ? o.raw : "nothing");
+	leave3(7);
+	got = join3(8, "mbr", NULL, &e);
+	xt_report(refused, !got && eq(e.type, "error") && eq(e.cond, "registration-required"),
+		  "got: %s", raw_or(&e));
+	leave3(8);
+	snprintf(item, sizeof(item), "<item affiliation='member' jid='%s'/>", bare_jid(8));
+	got = admin_set3(1, item, &res);
+	xt_report(grant, got && is_result(&res), "got: %s", raw_or(&res));
+	got = join3(8, "mbr", NULL, &e);
+	xt_report(enters, got && has_code(&e, 110) && e.item && eq(e.aff, "member"), "got: %s",
+		  raw_or(&e));
+	leave3(8);
+	affiliate3(8, "none");
+	reset3();
+}
+
+/* §5.1.2 (default roles), §7.4: in a moderated room newcomers without an
+ * affiliation are visitors, members participants. */
+static void t_moderated(void)
+{
+	const char *vis = "moderated: with moderatedroom 1, a joiner without affiliation enters "
+			  "as visitor";
+	const char *quiet = "moderated: the visitor's groupchat gets forbidden, and is not "
+			    "reflected";
+	const char *part = "moderated: a member (m5) enters as participant";
+	struct ev e;
+	bool got, heard;
+
+	if (!need3(1, "boss") || !m[5] || !m[6]) {
+		fail_all("set-up: room3 with boss, m5 and m6 online", vis, quiet, part, NULL);
+		return;
+	}
+	leave3(5);
+	leave3(6);
+	sync_all();
+	if (!affiliate3(5, "member") || !config3("moderatedroom", "1", NULL)) {
+		fail_all("set-up: room3 moderated, m5 a member", vis, quiet, part, NULL);
+		return;
+	}
+	sync_all();
+	got = join3(6, "vis", NULL, &e);
+	xt_report(vis, got && e.item && eq(e.role, "visitor"), "got: %s", raw_or(&e));
+	if (got) {
+		xt_sendf(m[6], "<message to='%s' type='groupchat'><body>hush?</body></message>",
+			 r3j(NULL));
+		got = wait_ev(m[6], &e, "message", "error", NULL);
+		heard = body_came(1, "hush?");
+		xt_report(quiet, got && eq(e.cond, "forbidden") && !heard, "m6 got: %s%s",
+			  got ? e.raw : "nothing", heard ? "; and it was reflected" : "");
+	} else {
+		xt_report(quiet, false, "set-up: m6 not in room3");
+	}
+	got = join3(5, "mem", NULL, &e);
+	xt_report(part, got && e.item && eq(e.role, "participant"), "got: %s", raw_or(&e));
+	leave3(5);
+	leave3(6);
+	affiliate3(5, "none");
+	reset3();
+}
+
+/* §7.2.3: in a non-anonymous room (whois anyone) everyone sees the full JIDs,
+ * and the joiner is warned (100); §10.2.1: the switch is announced with 172. */
+static void t_whois(void)
+{
+	const char *told = "whois: switching to anyone sends every occupant a groupchat from "
+			   "room3 with status 172 (§10.2.1)";
+	const char *warn = "whois anyone: a participant's own join presence carries 100 and 110";
+	const char *sees = "whois anyone: the participant gets boss's presence with m1's full JID "
+			   "when joining, then a newcomer's with its full JID";
+	struct ev e, boss = { 0 }, self = { 0 }, nw = { 0 };
+	bool got, seen_boss = false, seen_self = false;
+
+	if (!need3(1, "boss") || !need3(7, "pat") || !m[6]) {
+		fail_all("set-up: room3 with boss and pat, m6 online", told, warn, sees, NULL);
+		return;
+	}
+	leave3(6);
+	sync_all();
+	if (!config3("whois", "anyone", NULL)) {
+		fail_all("set-up: room3 non-anonymous", told, warn, sees, NULL);
+		return;
+	}
+	why_reset();
+	xt_report(told, all_code3(172), "%s", why);
+	leave3(7);
+	sync_all();
+	send_join_in(ROOM3, 7, "pat", NULL);
+	while (!seen_self && next_ev(m[7], &e, wait_ms)) {
+		if (!eq(e.name, "presence"))
+			continue;
+		if (eq(e.from, r3j("boss")) && !*e.type) {
+			boss = e;
+			seen_boss = true;
+		} else if (eq(e.from, r3j("pat"))) {
+			self = e;
+			seen_self = true;
+		}
+	}
+	if (seen_self && !*self.type)
+		CP(nick3_of[7], "pat");
+	xt_report(warn, seen_self && !*self.type && has_code(&self, 100) && has_code(&self, 110),
+		  "got: %s", raw_or(&self));
+	got = join3(6, "new", NULL, &e) && wait_ev(m[7], &nw, "presence", "", r3j("new"));
+	xt_report(sees, seen_boss && eq(boss.ijid, xt_jid(m[1])) && got &&
+		  eq(nw.ijid, xt_jid(m[6])), "boss's presence: %s; the newcomer's: %s (m1 is %s, "
+		  "m6 %s)", raw_or(&boss), raw_or(&nw), xt_jid(m[1]), xt_jid(m[6]));
+	leave3(6);
+	reset3();
+}
+
+/* §8.1: with changesubject, participants may change the subject too. */
+static void t_change_subject(void)
+{
+	const char *off = "changesubject: with it 0, a participant's subject change gets "
+			  "forbidden";
+	const char *on = "changesubject: with it 1, a participant's subject change reaches every "
+			 "occupant from room3/pat";
+	struct ev e;
+	bool got, every = true;
+
+	if (!need3(1, "boss") || !need3(7, "pat") || !reset3()) {
+		fail_all("set-up: room3 with boss and pat", off, on, NULL);
+		return;
+	}
+	sync_all();
+	xt_sendf(m[7], "<message to='%s' type='groupchat'><subject>Ours?</subject></message>",
+		 r3j(NULL));
+	got = wait_ev(m[7], &e, "message", "error", NULL);
+	xt_report(off, got && eq(e.cond, "forbidden"), "got: %s", got ? e.raw : "nothing");
+	if (!config3("changesubject", "1", NULL)) {
+		xt_report(on, false, "set-up: changesubject 1");
+		return;
+	}
+	sync_all();
+	why_reset();
+	xt_sendf(m[7], "<message to='%s' type='groupchat'><subject>Ours</subject></message>",
+		 r3j(NULL));
+	for (int j = 1; j <= 7; j += 6)
+		if (!wait_msg(m[j], &e, "groupchat", r3j("pat"), NULL, "Ours")) {
+			every = false;
+			why_add("m%d: nothing; ", j);
+		}
+	xt_report(on, every, "%s", why);
+	reset3();
+}
+
+/* §7.2.9: a full room turns non-owners away with service-unavailable. */
+static void t_max_users(void)
+{
+	const char *full = "max users: with maxusers 2 and two occupants (boss, pat), a third "
+			   "user's join gets presence error service-unavailable";
+	char max[160];
+	struct ev e;
+	bool got;
+
+	if (!need3(1, "boss") || !need3(7, "pat") || !m[8]) {
+		fail_all("set-up: room3 with boss and pat, m8 online", full, NULL);
+		return;
+	}
+	only_boss3(1u << 7);
+	sync_all();
+	get_form3(1, &F);
+	CP(max, val3(&F, "maxusers"));
+	if (!config3("maxusers", "2", NULL)) {
+		fail_all("set-up: room3 with maxusers 2", full, NULL);
+		return;
+	}
+	got = join3(8, "third", NULL, &e);
+	xt_report(full, !got && eq(e.type, "error") && eq(e.cond, "service-unavailable"),
+		  "got: %s", raw_or(&e));
+	leave3(8);
+	if (max[0])
+		config3("maxusers", max, NULL);
+	else
+		printf("# no maxusers value to restore (form: %s)\n", F.raw);
+}
+
+/* §10.9: the owner destroys the room, naming another; every occupant is told
+ * in its own unavailable presence; only owners may. */
+static void t_destroy_room(void)
+{
+	const char *denied = "destroy: a participant's destroy gets forbidden, room3 stays";
+	const char *done = "destroy: the owner's destroy (jid room4, reason moving) gets a result";
+	const char *each = "destroy: each occupant gets unavailable from its own occupant JID: "
+			   "item affiliation none role none, <destroy jid=room4> with "
+			   "<reason>moving</reason> in the muc#user <x/>";
+	const char *only = "destroy: ... and no unavailable from the other occupants (§10.9 "
+			   "SHOULD NOT)";
+	const char *gone = "destroy: disco#info of room3 then gets item-not-found";
+	char q[1024], venue[320], prefix[320];
+	struct xt_node *n;
+	struct ev e, res;
+	bool got, all = true, alone = true, stays;
+
+	if (!need3(1, "boss") || !need3(7, "pat") || !need3(6, "six") || !m[5]) {
+		fail_all("set-up: room3 with boss, pat and six, m5 online", denied, done, each,
+			 only, gone, NULL);
+		return;
+	}
+	sync_all();
+	CP(venue, rjr("room4", NULL));
+	snprintf(q, sizeof(q), "<query xmlns='" NS_MUC_OWNER "'><destroy jid='%s'><reason>moving"
+		 "</reason></destroy></query>", venue);
+	got = muc_iq(7, r3j(NULL), "set", q, &res);
+	n = xt_iq(m[5], "get", r3j(NULL), "<query xmlns='" XT_NS_DISCO_INFO "'/>");
+	stays = n && eq(xt_attr(n, "type"), "result");
+	xt_report(denied, got && is_error(&res, "forbidden") && stays, "got: %s; room3 %s",
+		  raw_or(&res), stays ? "stays" : "is gone");
+	if (!stays) {
+		memset(nick3_of, 0, sizeof(nick3_of));
+		fail_all("set-up: room3 is gone", done, each, only, gone, NULL);
+		return;
+	}
+	sync_all();
+	got = muc_iq(1, r3j(NULL), "set", q, &res);
+	xt_report(done, got && is_result(&res), "got: %s", raw_or(&res));
+	why_reset();
+	CP(prefix, r3j(""));
+	for (int j = 1; j <= USERS; j++) {
+		char own[320];
+		bool mine = false;
+
+		if (!nick3_of[j][0])
+			continue;
+		CP(own, r3j(nick3_of[j]));
+		while (!mine && wait_ev(m[j], &e, "presence", "unavailable", NULL)) {
+			if (eq(e.from, own)) {
+				mine = true;
+			} else if (strncmp(e.from, prefix, strlen(prefix)) == 0) {
+				alone = false;
+				why_add("m%d also got %s; ", j, e.raw);
+			}
+		}
+		if (!mine || !e.item || !eq(e.aff, "none") || !eq(e.role, "none") || !e.destroy ||
+		    !eq(e.destroy_jid, venue) || !eq(e.destroy_reason, "moving")) {
+			all = false;
+			why_add("m%d: %s; ", j, mine ? e.raw : "nothing from its occupant JID");
+		}
+		nick3_of[j][0] = '\0';
+	}
+	xt_report(each, all, "%s", why);
+	/* What came after the own unavailable: a ping round trip each. */
+	for (int j = 1; j <= USERS; j++) {
+		char id[64];
+
+		if (!m[j])
+			continue;
+		nback[j] = 0;
+		CP(id, xt_new_id(m[j]));
+		xt_sendf(m[j], "<iq type='get' id='%s' to='%s'>" PING "</iq>", id, host);
+		while ((n = xt_read(m[j])) && !eq(xt_attr(n, "id"), id))
+			if (xt_is(n, XT_NS_CLIENT, "presence") &&
+			    eq(xt_attr(n, "type"), "unavailable") && xt_attr(n, "from") &&
+			    strncmp(xt_attr(n, "from"), prefix, strlen(prefix)) == 0) {
+				alone = false;
+				why_add("m%d also got %s; ", j, xt_raw(n));
+			}
+	}
+	xt_report(only, all && alone, "%s", why);
+	n = xt_iq(m[5], "get", r3j(NULL), "<query xmlns='" XT_NS_DISCO_INFO "'/>");
+	xt_report(gone, n && eq(xt_attr(n, "type"), "error") &&
+		  eq(xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR), "item-not-found"),
+		  "got: %s", xt_raw(n));
+}
+
 int main(void)
 {
 	host = getenv("PARLEY_HOST");
@@ -1578,6 +2359,16 @@ int main(void)
 	t_ban_list();
 	t_admin();
 	t_history_length();
+	t_config_form();
+	t_config_submit();
+	t_config_features();
+	t_password();
+	t_members_only();
+	t_moderated();
+	t_whois();
+	t_change_subject();
+	t_max_users();
+	t_destroy_room();
 	for (int i = 1; i <= USERS; i++) {
 		if (m[i])
 			xt_sendf(m[i], "</stream:stream>");
