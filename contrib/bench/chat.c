@@ -89,25 +89,25 @@ static void step_finish(uint64_t now)
 		fatal("event_add failed");
 }
 
-/* todo messages from random senders, --burst at a time per sender. */
-static void chat_send(uint64_t todo)
+/* Sends `left` messages from random senders, --burst at a time per sender. */
+static void chat_send(uint64_t left)
 {
 	static char buf[MSG_MAX * MAX_BURST];
 
-	while (todo > 0) {
+	while (left > 0) {
 		uint32_t slot = online_local[rnd_below(n_online_local)];
 		struct sess *s = &W.s[slot];
 		size_t len = 0;
-		uint32_t k = opt.burst < todo ? opt.burst : (uint32_t)todo;
+		uint32_t k = opt.burst < left ? opt.burst : (uint32_t)left;
 
 		if (s->state != S_ONLINE || (!s->tls_on && s->fd < 0)) {
-			todo--;		/* a lost sender: this message is not sent */
+			left--;		/* a lost sender: this message is not sent */
 			step_sent++;
 			W.rep.blocked++;
 			continue;
 		}
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > SEND_BACKLOG) {
-			todo -= k;
+			left -= k;
 			step_sent += k;
 			W.rep.blocked += k;
 			continue;
@@ -121,7 +121,7 @@ static void chat_send(uint64_t todo)
 			len += chat_message(buf + len, to, s->seq++, false);
 		}
 		sess_write(s, buf, len);
-		todo -= k;
+		left -= k;
 		step_sent += k;
 		W.sent_total += k;
 	}
@@ -129,7 +129,7 @@ static void chat_send(uint64_t todo)
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	uint64_t now = now_ns(), due, todo, cap;
+	uint64_t now = now_ns(), due, left, cap;
 
 	(void)fd, (void)what, (void)arg;
 	if (!stepping || now < W.step_start)
@@ -146,13 +146,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (n_online_local == 0 || n_online_all < 2)
 		return;
 	due = (uint64_t)((double)(now - W.step_start) * step_rate / 1e9);
-	todo = due > step_sent ? due - step_sent : 0;
+	left = due > step_sent ? due - step_sent : 0;
 	/* Catch up after a stall, but no more than 10 ms' worth per tick so the
 	 * loop keeps reading. */
 	cap = (uint64_t)(step_rate / 100) + 64;
-	if (todo > cap)
-		todo = cap;
-	chat_send(todo);
+	if (left > cap)
+		left = cap;
+	chat_send(left);
 }
 
 void chat_step(const struct cmd *c)

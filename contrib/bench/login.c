@@ -34,13 +34,13 @@ static uint64_t last_note;
 
 static void login_check_done(void)
 {
-	if (login_done && W.next >= W.ntodo && W.pending == 0)
+	if (login_done && W.next >= W.nqueue && W.pending == 0)
 		event_active(done_ev, 0, 0);
 }
 
 bool login_idle(void)
 {
-	return W.next >= W.ntodo && W.pending == 0;
+	return W.next >= W.nqueue && W.pending == 0;
 }
 
 void login_finished(struct sess *s, bool ok, enum fail_reason r, const char *why)
@@ -85,18 +85,18 @@ static void pace_cb(evutil_socket_t fd, short what, void *arg)
 		cap = 1;
 	if (rate > 0)
 		allowed = (uint64_t)((double)(now - W.t_phase) / 1e9 * rate) + 1;
-	while (W.next < W.ntodo && W.next < allowed && W.pending < cap)
-		sess_connect(&W.s[W.todo[W.next++]]);
-	if (W.next >= W.ntodo)
+	while (W.next < W.nqueue && W.next < allowed && W.pending < cap)
+		sess_connect(&W.s[W.queue[W.next++]]);
+	if (W.next >= W.nqueue)
 		event_del(pace_ev);
 }
 
-void login_begin(uint32_t *todo, uint32_t n, enum purpose p, void (*done)(void))
+void login_begin(uint32_t *queue, uint32_t n, enum purpose p, void (*done)(void))
 {
 	struct timeval tv = { 0, 1000 };
 
-	W.todo = todo;
-	W.ntodo = n;
+	W.queue = queue;
+	W.nqueue = n;
 	W.next = 0;
 	W.pending = 0;
 	W.purpose = (uint8_t)p;
@@ -116,7 +116,7 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 	void (*done)(void) = login_done;
 
 	(void)fd, (void)what, (void)arg;
-	if (!done || W.next < W.ntodo || W.pending)
+	if (!done || W.next < W.nqueue || W.pending)
 		return;
 	login_done = NULL;
 	done();
@@ -136,7 +136,7 @@ void login_progress(uint64_t now)
 		return;
 	last_note = now;
 	note("login progress: %" PRIu32 " of %" PRIu32 " started, %" PRIu32 " ok, %" PRIu32
-	     " failed", W.next, W.ntodo, W.rep.ok, W.rep.failed);
+	     " failed", W.next, W.nqueue, W.rep.ok, W.rep.failed);
 }
 
 /* The accounts online after the measured login, for the parent to merge. */

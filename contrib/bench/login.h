@@ -16,9 +16,9 @@
 
 /* The pacing and completion events; fatal on failure. After W.base. */
 void login_setup(void);
-/* Connects the slots todo[0, n) for purpose p at --login-rate, at most
+/* Connects the slots queue[0, n) for purpose p at --login-rate, at most
  * --max-pending at once; done() once every attempt has ended (NULL: never). */
-void login_begin(uint32_t *todo, uint32_t n, enum purpose p, void (*done)(void));
+void login_begin(uint32_t *queue, uint32_t n, enum purpose p, void (*done)(void));
 /* Accounts for the end of one login attempt, exactly once: ok, or failed
  * for reason r (a probe's auth failure means a missing account). */
 void login_finished(struct sess *s, bool ok, enum fail_reason r, const char *why);

@@ -67,7 +67,7 @@ struct worker {
 	uint32_t senders_total, receivers_total;	/* offline: S and R */
 	uint32_t *all_slots;			/* room for nslots slot numbers */
 	/* the login phase under way */
-	uint32_t *todo, ntodo, next, pending;
+	uint32_t *queue, nqueue, next, pending;
 	uint8_t purpose;
 	uint64_t t_phase;
 	struct report rep;			/* of the phase under way */
