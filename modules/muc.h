@@ -1,0 +1,156 @@
+/*
+ * muc.h - what the files of mod_muc share: the service, its rooms and their
+ * occupants, and the functions one part of the module calls in another.
+ *
+ * mod_muc.c    the module: options, stanzas to rooms, join, leave, messages
+ * muc_room.c   rooms and occupants in memory, what a room sends, history
+ * muc_admin.c  moderation: roles and affiliations (muc#admin, §8-§10)
+ * muc_owner.c  the owner: the configuration form and destruction (§10)
+ * muc_store.c  persistent rooms and the room archive in PostgreSQL
+ */
+#ifndef PARLEY_MUC_H
+#define PARLEY_MUC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "jid.h"
+#include "module.h"
+#include "xml.h"
+
+
+#define NS_MUC "http://jabber.org/protocol/muc"
+#define NS_MUC_USER NS_MUC "#user"
+#define NS_MUC_OWNER NS_MUC "#owner"
+#define NS_MUC_ADMIN NS_MUC "#admin"
+#define NS_DELAY "urn:xmpp:delay"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_XDATA "jabber:x:data"
+#define NS_PING "urn:xmpp:ping"
+#define NS_SID "urn:xmpp:sid:0"
+
+struct options {
+	long long max_occupants, max_nick_length, max_rooms, history_length;
+	const char *name;
+};
+
+enum role { ROLE_NONE, ROLE_VISITOR, ROLE_PARTICIPANT, ROLE_MODERATOR };
+/* In order of rank: a comparison says who may act on whom. */
+enum affiliation { AFF_OUTCAST, AFF_NONE, AFF_MEMBER, AFF_ADMIN, AFF_OWNER, AFF_COUNT };
+
+extern const char *const muc_role_names[];
+extern const char *const muc_affiliation_names[];
+
+struct room;
+
+struct occupant {
+	const struct room *room;
+	char *nick;
+	struct jid *real;		/* the occupant's full JID */
+	struct jid *jid;		/* room@service/nick */
+	enum role role;
+	enum affiliation affiliation;
+	struct xml_node *presence;	/* the last one it sent, as the room shows it */
+	struct occupant *next;
+};
+
+/* A bare JID's standing in the room (§5.2), kept when it is not in it. */
+struct affiliate {
+	struct jid *bare;
+	enum affiliation affiliation;
+	struct affiliate *next;
+};
+
+/* A groupchat message as a later joiner gets it: with its <delay/>. */
+struct past {
+	struct xml_node *msg;
+	time_t at;
+	size_t chars;
+};
+
+/* What the owner's muc#roomconfig form sets (§10.2). */
+struct room_config {
+	char *name, *desc, *secret;	/* NULL: none */
+	bool public_room, members_only, moderated, password, whois_anyone, change_subject;
+	long long max_users, history;	/* at most the service's options */
+};
+
+struct room {
+	struct jid *jid;		/* room@service */
+	struct room_config cfg;
+	struct occupant *occupants;	/* in join order */
+	unsigned count;
+	bool locked;			/* created, not yet configured by its owner */
+	struct xml_node *subject;	/* the message that set it (with <delay/>), or NULL */
+	struct affiliate *affiliates;
+	struct past *history;		/* a ring of history_length */
+	unsigned hist_next, hist_count;
+	struct room *next;
+};
+
+struct muc {
+	struct module *m;
+	const struct options *o;
+	struct room *rooms;
+	unsigned nrooms;
+};
+
+
+/* muc_room.c: rooms and occupants */
+struct room *muc_room_find(struct muc *muc, const struct jid *to);
+struct occupant *muc_by_nick(const struct room *r, const char *nick);
+struct occupant *muc_by_real(const struct room *r, const struct jid *real);
+void muc_occupant_free(struct occupant *o);
+void muc_occupant_unlink(struct room *r, struct occupant *o);
+void muc_room_free(struct room *r);
+/* Unlinks r from the service and frees it. */
+void muc_room_remove(struct muc *muc, struct room *r);
+enum affiliation muc_affiliation_of(const struct room *r, const struct jid *j);
+/* Records j's bare JID's affiliation (AFF_NONE forgets it). 0, or -1 without
+ * memory. */
+int muc_affiliation_set(struct room *r, const struct jid *j, enum affiliation aff);
+unsigned muc_owners(const struct room *r);
+
+/* muc_room.c: what the room sends */
+void muc_send_to(const struct xml_node *st, const char *from, const struct jid *to);
+/* An error back to the sender of st (never for an error). */
+void muc_reply_error(const struct xml_node *st, const char *type, const char *cond,
+		     const char *text);
+/* The result of IQ st, from its to, with payload (taken; may be NULL). */
+void muc_iq_result(const struct xml_node *st, struct xml_node *payload);
+void muc_add_status(struct xml_node *x, const char *code);
+void muc_add_feature(struct xml_node *q, const char *var);
+void muc_add_delay(struct xml_node *m, const struct room *r, time_t at);
+void muc_send_presence_of(const struct occupant *o, const struct occupant *to,
+			  bool unavailable, const char *new_nick, const char *const *codes,
+			  const char *reason);
+void muc_broadcast_presence(const struct room *r, const struct occupant *o,
+			    bool unavailable, const char *new_nick, const char *const *codes,
+			    const char *reason);
+void muc_send_subject(const struct room *r, const struct occupant *to);
+/* What the room keeps of a presence: its content without the MUC <x/>s. */
+struct xml_node *muc_kept_presence(const struct xml_node *st);
+
+/* muc_room.c: history (§7.2.14) */
+void muc_history_add(struct muc *muc, struct room *r, const struct xml_node *m);
+void muc_send_history(struct muc *muc, struct room *r, const struct occupant *to,
+		      const struct xml_node *join);
+/* XEP-0082 date-time, UTC or with an offset; fractions ignored. -1 if bad. */
+time_t muc_parse_stamp(const char *s);
+
+/* muc_admin.c */
+int muc_role_parse(const char *s);
+int muc_affiliation_parse(const char *s);
+void muc_admin_set(struct muc *muc, struct room *r, struct occupant *o,
+		   const struct xml_node *st, const struct xml_node *query);
+void muc_admin_get(struct room *r, struct occupant *o, const struct xml_node *st,
+		   const struct xml_node *query);
+
+/* muc_owner.c */
+void muc_owner_get(struct room *r, const struct xml_node *st);
+void muc_owner_set(struct muc *muc, struct room *r, struct occupant *o,
+		   const struct xml_node *st, const struct xml_node *query);
+
+#endif

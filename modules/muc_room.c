@@ -1,0 +1,440 @@
+/*
+ * muc_room.c - rooms and occupants in memory, and what a room sends.
+ *
+ * A room sends as room@service/nick to its occupants' real JIDs, through the
+ * router, one copy per recipient. History is a ring of the room's last
+ * groupchat messages, each kept with its <delay/>, served on join as the
+ * joiner's <history/> asks (§7.2.14).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "muc.h"
+#include "router.h"
+#include "stanza.h"
+
+const char *const muc_role_names[] = { "none", "visitor", "participant", "moderator" };
+const char *const muc_affiliation_names[] = { "outcast", "none", "member", "admin", "owner" };
+
+/* ---- rooms and occupants ---- */
+
+struct room *muc_room_find(struct muc *muc, const struct jid *to)
+{
+	for (struct room *r = muc->rooms; r; r = r->next)
+		if (jid_bare_eq(r->jid, to))
+			return r;
+	return NULL;
+}
+
+struct occupant *muc_by_nick(const struct room *r, const char *nick)
+{
+	for (struct occupant *o = r->occupants; o; o = o->next)
+		if (strcmp(o->nick, nick) == 0)
+			return o;
+	return NULL;
+}
+
+struct occupant *muc_by_real(const struct room *r, const struct jid *real)
+{
+	for (struct occupant *o = r->occupants; o; o = o->next)
+		if (jid_eq(o->real, real))
+			return o;
+	return NULL;
+}
+
+void muc_occupant_free(struct occupant *o)
+{
+	free(o->nick);
+	jid_free(o->real);
+	jid_free(o->jid);
+	xml_unref(o->presence);
+	free(o);
+}
+
+void muc_room_free(struct room *r)
+{
+	while (r->occupants) {
+		struct occupant *o = r->occupants;
+
+		r->occupants = o->next;
+		muc_occupant_free(o);
+	}
+	while (r->affiliates) {
+		struct affiliate *a = r->affiliates;
+
+		r->affiliates = a->next;
+		jid_free(a->bare);
+		free(a);
+	}
+	for (unsigned i = 0; r->history && i < r->hist_count; i++)
+		xml_unref(r->history[i].msg);
+	free(r->history);
+	xml_unref(r->subject);
+	jid_free(r->jid);
+	free(r->cfg.name);
+	free(r->cfg.desc);
+	free(r->cfg.secret);
+	free(r);
+}
+
+void muc_room_remove(struct muc *muc, struct room *r)
+{
+	for (struct room **pp = &muc->rooms; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			muc->nrooms--;
+			break;
+		}
+	}
+	log_info("muc", "%s: destroyed with its last occupant", r->jid->full);
+	muc_room_free(r);
+}
+
+void muc_occupant_unlink(struct room *r, struct occupant *o)
+{
+	for (struct occupant **pp = &r->occupants; *pp; pp = &(*pp)->next) {
+		if (*pp == o) {
+			*pp = o->next;
+			r->count--;
+			return;
+		}
+	}
+}
+
+enum affiliation muc_affiliation_of(const struct room *r, const struct jid *j)
+{
+	for (const struct affiliate *a = r->affiliates; a; a = a->next)
+		if (jid_bare_eq(a->bare, j))
+			return a->affiliation;
+	return AFF_NONE;
+}
+
+/* Records j's bare JID's affiliation (AFF_NONE forgets it). 0, or -1 without
+ * memory. */
+int muc_affiliation_set(struct room *r, const struct jid *j, enum affiliation aff)
+{
+	struct affiliate **pp, *a;
+
+	for (pp = &r->affiliates; *pp; pp = &(*pp)->next)
+		if (jid_bare_eq((*pp)->bare, j))
+			break;
+	if (*pp && aff == AFF_NONE) {
+		a = *pp;
+		*pp = a->next;
+		jid_free(a->bare);
+		free(a);
+		return 0;
+	}
+	if (*pp) {
+		(*pp)->affiliation = aff;
+		return 0;
+	}
+	if (aff == AFF_NONE)
+		return 0;
+	a = calloc(1, sizeof(*a));
+	if (!a || !(a->bare = jid_bare(j))) {
+		free(a);
+		return -1;
+	}
+	a->affiliation = aff;
+	*pp = a;
+	return 0;
+}
+
+unsigned muc_owners(const struct room *r)
+{
+	unsigned n = 0;
+
+	for (const struct affiliate *a = r->affiliates; a; a = a->next)
+		n += a->affiliation == AFF_OWNER;
+	return n;
+}
+
+/* ---- what the room sends ---- */
+
+/* Sends a copy of st from `from` to `to` (each recipient's own tree: queues
+ * such as XEP-0198's keep what they are given). */
+void muc_send_to(const struct xml_node *st, const char *from, const struct jid *to)
+{
+	struct xml_node *c = xml_copy(st);
+
+	if (!c)
+		return;
+	xml_attr_set(c, "from", from);
+	xml_attr_set(c, "to", to->full);
+	router_route(c);
+}
+
+/* An error back to the sender of st (never for an error). */
+void muc_reply_error(const struct xml_node *st, const char *type, const char *cond,
+			const char *text)
+{
+	const char *t = xml_attr(st, "type");
+	struct xml_node *e;
+
+	if (t && strcmp(t, "error") == 0)
+		return;
+	e = stanza_error_reply(st, type, cond, text);
+	if (e)
+		router_route(e);
+}
+
+void muc_add_status(struct xml_node *x, const char *code)
+{
+	struct xml_node *s = xml_add_child(x, "status", NULL);
+
+	if (s)
+		xml_attr_set(s, "code", code);
+}
+
+/*
+ * The presence of occupant o as recipient `to` sees it: the occupant's own
+ * presence content, and an <x/> with its affiliation and role, its real JID
+ * for moderators (semi-anonymous), status 110 for the occupant itself.
+ */
+static struct xml_node *occupant_presence(const struct occupant *o, const struct occupant *to,
+					  bool unavailable, const char *new_nick,
+					  const char *const *codes, const char *reason)
+{
+	struct xml_node *p = o->presence && !unavailable ? xml_copy(o->presence)
+		: xml_new("presence", "jabber:client");
+	struct xml_node *x, *item;
+
+	if (!p)
+		return NULL;
+	for (struct xml_node *c = xml_child(p, "x", NS_MUC_USER); c;
+	     c = xml_child(p, "x", NS_MUC_USER)) {
+		xml_detach(c);
+		xml_unref(c);
+	}
+	xml_attr_set(p, "type", unavailable ? "unavailable" : NULL);
+	xml_attr_set(p, "id", NULL);
+	x = xml_add_child(p, "x", NS_MUC_USER);
+	item = x ? xml_add_child(x, "item", NULL) : NULL;
+	if (!item) {
+		xml_unref(p);
+		return NULL;
+	}
+	xml_attr_set(item, "affiliation", muc_affiliation_names[o->affiliation]);
+	xml_attr_set(item, "role", unavailable && !new_nick ? "none" : muc_role_names[o->role]);
+	if (to->role == ROLE_MODERATOR || to == o || o->room->cfg.whois_anyone)
+		xml_attr_set(item, "jid", o->real->full);
+	if (new_nick)
+		xml_attr_set(item, "nick", new_nick);
+	if (reason && *reason) {
+		struct xml_node *rs = xml_add_child(item, "reason", NULL);
+
+		if (rs)
+			xml_add_text(rs, reason, strlen(reason));
+	}
+	for (; codes && *codes; codes++)
+		muc_add_status(x, *codes);
+	if (to == o)
+		muc_add_status(x, "110");
+	return p;
+}
+
+void muc_send_presence_of(const struct occupant *o, const struct occupant *to,
+			     bool unavailable, const char *new_nick, const char *const *codes,
+			     const char *reason)
+{
+	struct xml_node *p = occupant_presence(o, to, unavailable, new_nick, codes, reason);
+
+	if (!p)
+		return;
+	xml_attr_set(p, "from", o->jid->full);
+	xml_attr_set(p, "to", to->real->full);
+	router_route(p);
+}
+
+void muc_broadcast_presence(const struct room *r, const struct occupant *o,
+			       bool unavailable, const char *new_nick, const char *const *codes,
+			       const char *reason)
+{
+	for (const struct occupant *to = r->occupants; to; to = to->next)
+		muc_send_presence_of(o, to, unavailable, new_nick, codes, reason);
+}
+
+void muc_send_subject(const struct room *r, const struct occupant *to)
+{
+	struct xml_node *m;
+
+	if (r->subject) {
+		muc_send_to(r->subject, xml_attr(r->subject, "from"), to->real);
+		return;
+	}
+	/* §7.2.15: the empty subject ends the join, so clients know it is done. */
+	m = xml_new("message", "jabber:client");
+	if (m && xml_add_child(m, "subject", NULL)) {
+		xml_attr_set(m, "type", "groupchat");
+		xml_attr_set(m, "from", r->jid->full);
+		xml_attr_set(m, "to", to->real->full);
+		router_route(m);
+	} else {
+		xml_unref(m);
+	}
+}
+
+/* ---- history (§7.2.14): what a new occupant gets before the subject ---- */
+
+void muc_add_delay(struct xml_node *m, const struct room *r, time_t at)
+{
+	struct xml_node *d = xml_add_child(m, "delay", NS_DELAY);
+	char stamp[32];
+	struct tm tm;
+
+	if (!d)
+		return;
+	gmtime_r(&at, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	xml_attr_set(d, "from", r->jid->full);
+	xml_attr_set(d, "stamp", stamp);
+}
+
+void muc_history_add(struct muc *muc, struct room *r, const struct xml_node *m)
+{
+	unsigned len = (unsigned)muc->o->history_length;
+	struct xml_node *c;
+	struct past *p;
+
+	if (!len || !r->history || !(c = xml_copy(m)))
+		return;
+	xml_attr_set(c, "to", NULL);
+	muc_add_delay(c, r, time(NULL));
+	p = &r->history[r->hist_next];
+	if (r->hist_count == len)
+		xml_unref(p->msg);
+	else
+		r->hist_count++;
+	p->msg = c;
+	p->at = time(NULL);
+	p->chars = 0;	/* measured when a join asks for maxchars */
+	r->hist_next = (r->hist_next + 1) % len;
+}
+
+/* A non-negative number attribute of the <history/> request, or -1. */
+static long history_number(const struct xml_node *h, const char *name)
+{
+	const char *v = h ? xml_attr(h, name) : NULL;
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return -1;
+	n = strtol(v, &end, 10);
+	return *end || n < 0 ? -1 : n;
+}
+
+/* XEP-0082 date-time, UTC or with an offset; fractions ignored. -1 if bad. */
+time_t muc_parse_stamp(const char *s)
+{
+	struct tm tm = { 0 };
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, used = 0;
+	const char *z;
+	time_t t;
+
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6)
+		return -1;
+	z = s + used;
+	if (*z == '.')
+		for (z++; *z >= '0' && *z <= '9'; z++)
+			;
+	if ((*z == '+' || *z == '-') && sscanf(z + 1, "%2d:%2d", &oh, &om) == 2) {
+		if (*z == '-')
+			oh = -oh, om = -om;
+	} else if (*z != 'Z') {
+		return -1;
+	}
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	return t == (time_t)-1 ? -1 : t - (oh * 3600 + om * 60);
+}
+
+void muc_send_history(struct muc *muc, struct room *r, const struct occupant *to,
+			 const struct xml_node *join)
+{
+	const struct xml_node *x = xml_child(join, "x", NS_MUC);
+	const struct xml_node *h = x ? xml_child(x, "history", NS_MUC) : NULL;
+	long maxstanzas = history_number(h, "maxstanzas"), maxchars = history_number(h, "maxchars");
+	long seconds = history_number(h, "seconds");
+	time_t since = h ? muc_parse_stamp(xml_attr(h, "since")) : -1;
+	unsigned len = (unsigned)muc->o->history_length, n = 0;
+	size_t chars = 0;
+
+	if (maxstanzas < 0 || maxstanzas > r->cfg.history)
+		maxstanzas = (long)r->cfg.history;
+	if (seconds >= 0 && (since < 0 || time(NULL) - seconds > since))
+		since = time(NULL) - seconds;
+	/* Newest first, until a limit says stop; then sent oldest first. */
+	for (; n < r->hist_count; n++) {
+		struct past *p = &r->history[(r->hist_next + len - 1 - n) % len];
+
+		if (maxstanzas >= 0 && n >= (unsigned long)maxstanzas)
+			break;
+		if (since >= 0 && p->at < since)
+			break;
+		if (maxchars >= 0) {
+			if (!p->chars) {
+				char *text = xml_to_string(p->msg, &p->chars);
+
+				free(text);
+			}
+			if (chars + p->chars > (unsigned long)maxchars)
+				break;
+			chars += p->chars;
+		}
+	}
+	while (n-- > 0) {
+		struct past *p = &r->history[(r->hist_next + len - 1 - n) % len];
+
+		muc_send_to(p->msg, xml_attr(p->msg, "from"), to->real);
+	}
+}
+
+/* ---- presence: join, change, leave ---- */
+
+/* What the room keeps of a presence: its content without the MUC <x/>s. */
+struct xml_node *muc_kept_presence(const struct xml_node *st)
+{
+	struct xml_node *p = xml_copy(st), *c;
+
+	if (!p)
+		return NULL;
+	while ((c = xml_child(p, "x", NS_MUC))) {
+		xml_detach(c);
+		xml_unref(c);
+	}
+	xml_attr_set(p, "from", NULL);
+	xml_attr_set(p, "to", NULL);
+	return p;
+}
+
+/* ---- IQs to rooms and occupants ---- */
+
+void muc_iq_result(const struct xml_node *st, struct xml_node *payload)
+{
+	struct xml_node *r = stanza_iq_result(st, payload);
+
+	if (!r)
+		return;
+	xml_attr_set(r, "from", xml_attr(st, "to"));
+	xml_attr_set(r, "to", xml_attr(st, "from"));
+	router_route(r);
+}
+
+void muc_add_feature(struct xml_node *q, const char *var)
+{
+	struct xml_node *f = xml_add_child(q, "feature", NULL);
+
+	if (f)
+		xml_attr_set(f, "var", var);
+}
+
