@@ -13,14 +13,18 @@
  * public; only moderators change the subject. A joiner gets the recent
  * messages it asks for (§7.2.14) and the subject; moderators kick and give or
  * take voice, admins and owners ban and set affiliations (muc#admin, §8-§10).
- * Persistence, the configuration form, invitations and the archive come with
- * the rest of the group-chat work.
+ * Persistent rooms (muc#roomconfig_persistentroom) stay when empty and come
+ * back after a restart, and rooms archive their messages for XEP-0313
+ * queries on the room's JID (muc_store.c, muc_mam.c); while the stored rooms
+ * are read back at start, stanzas to rooms wait (hold(), muc_loaded()).
+ * Invitations and voice requests come with the rest of the group-chat work.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "delivery.h"
 #include "log.h"
 #include "muc.h"
 #include "router.h"
@@ -37,6 +41,18 @@ static const struct module_option options[] = {
 	  "rooms the service holds at once; past it a new room is refused" },
 	{ "history-length", OPT_INT, "20", 0, 1000, AT(history_length),
 	  "groupchat messages a room keeps for those who join later" },
+	{ "rooms-per-user", OPT_INT, "100", 1, 1000000, AT(rooms_per_user),
+	  "rooms one user may own; past it creating one gets resource-constraint" },
+	{ "message-rate", OPT_INT, "10", 1, 100000, AT(message_rate),
+	  "groupchat messages per second an occupant may send (a token bucket)" },
+	{ "message-burst", OPT_INT, "30", 1, 100000, AT(message_burst),
+	  "messages an occupant may send at once before message-rate applies" },
+	{ "max-subject-length", OPT_INT, "1024", 1, 65536, AT(max_subject_length),
+	  "bytes of a room's subject" },
+	{ "archive-max-messages", OPT_INT, "100000", 0, 100000000, AT(archive_max),
+	  "messages a persistent room's archive keeps (the oldest go, hourly)" },
+	{ "archive-page", OPT_INT, "100", 1, 1000, AT(archive_page),
+	  "most messages one XEP-0313 archive query returns" },
 	{ "name", OPT_STRING, "Chatrooms", 0, 0, AT(name), "the service's name in disco" },
 	{ NULL },
 };
@@ -99,24 +115,19 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 			muc_reply_error(st, "wait", "resource-constraint", "too many rooms");
 			return;
 		}
-		r = calloc(1, sizeof(*r));
-		if (r && muc->o->history_length)
-			r->history = calloc((size_t)muc->o->history_length, sizeof(*r->history));
-		if (!r || !(r->jid = jid_bare(to)) ||
-		    (muc->o->history_length && !r->history) ||
-		    muc_affiliation_set(r, from, AFF_OWNER) < 0) {
+		if (muc_rooms_owned(muc, from) >= (unsigned)muc->o->rooms_per_user) {
+			muc_reply_error(st, "wait", "resource-constraint", "you own as many rooms "
+				    "as you may; destroy one first");
+			return;
+		}
+		if (!(r = muc_room_new(muc, to)) || muc_affiliation_set(r, from, AFF_OWNER) < 0) {
 			if (r)
 				muc_room_free(r);
 			muc_reply_error(st, "wait", "internal-server-error", NULL);
 			return;
 		}
 		r->locked = true;
-		r->cfg.public_room = true;
-		r->cfg.max_users = muc->o->max_occupants;
-		r->cfg.history = muc->o->history_length;
-		r->next = muc->rooms;
-		muc->rooms = r;
-		muc->nrooms++;
+		muc_room_link(muc, r);
 		log_info("muc", "%s: created by %s", r->jid->full, from->full);
 	}
 	o = calloc(1, sizeof(*o));
@@ -135,13 +146,15 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 			muc_room_remove(muc, r);
 		return;
 	}
+	muc_occupant_id(r, from, o->occupant_id);
 	o->affiliation = aff;
 	/* §7.1.2: a moderated room gives voice to members and above only. */
 	o->role = aff >= AFF_ADMIN ? ROLE_MODERATOR : r->cfg.moderated && aff < AFF_MEMBER
 		? ROLE_VISITOR : ROLE_PARTICIPANT;
 	/* §7.2.3: the others' presence first, then the new one to everyone. */
 	for (const struct occupant *y = r->occupants; y; y = y->next)
-		muc_send_presence_of(y, o, false, NULL, NULL, NULL);
+		if (muc_presence_shown(r, y))
+			muc_send_presence_of(y, o, false, NULL, NULL, NULL);
 	for (pp = &r->occupants; *pp; pp = &(*pp)->next)
 		;
 	*pp = o;
@@ -151,8 +164,9 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 		muc_send_presence_of(o, o, false, NULL, created, NULL);
 	else
 		for (const struct occupant *y = r->occupants; y; y = y->next)
-			muc_send_presence_of(o, y, false, NULL, y == o && r->cfg.whois_anyone ?
-					 open_jids : NULL, NULL);
+			if (y == o || muc_presence_shown(r, o))
+				muc_send_presence_of(o, y, false, NULL, y == o &&
+						 r->cfg.whois_anyone ? open_jids : NULL, NULL);
 	muc_send_history(muc, r, o, st);
 	muc_send_subject(r, o);
 }
@@ -169,8 +183,7 @@ static void leave(struct muc *muc, struct room *r, struct occupant *o, const str
 	muc_broadcast_presence(r, o, true, NULL, NULL, NULL);
 	muc_occupant_unlink(r, o);
 	muc_occupant_free(o);
-	if (!r->count)
-		muc_room_remove(muc, r);
+	muc_room_emptied(muc, r);
 }
 
 static void change_nick(struct muc *muc, struct room *r, struct occupant *o,
@@ -244,48 +257,131 @@ static void on_presence(struct muc *muc, struct xml_node *st, const struct jid *
 
 /* ---- messages ---- */
 
-static void groupchat(struct muc *muc, struct room *r, struct occupant *o, struct xml_node *st)
+static long long now_ms(void)
 {
-	struct xml_node *m, *c, *next, *sid;
-	char id[STANZA_ID_LEN + 1];
-	bool subject = xml_child(st, "subject", NULL) && !xml_child(st, "body", NULL);
+	struct timespec ts;
 
-	if (o->role < ROLE_PARTICIPANT) {
-		muc_reply_error(st, "auth", "forbidden", "visitors have no voice in this room");
-		return;
-	}
-	if (!(m = xml_copy(st)))
-		return;
-	if (subject && o->role != ROLE_MODERATOR && !r->cfg.change_subject) {
-		xml_unref(m);
-		muc_reply_error(st, "auth", "forbidden", "only moderators change the subject");
-		return;
-	}
-	/* XEP-0359 §3.1: our stanza-id by the room; a forged one goes. */
-	for (c = xml_child(m, "stanza-id", NS_SID); c; c = next) {
-		next = xml_next(c, "stanza-id", NS_SID);
-		if (xml_attr(c, "by") && strcmp(xml_attr(c, "by"), r->jid->full) == 0) {
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The occupant's token bucket: false when it sends faster than the room's
+ * message-rate allows. */
+static bool rate_ok(struct muc *muc, struct occupant *o)
+{
+	long long now = now_ms();
+	double burst = (double)muc->o->message_burst;
+
+	if (!o->tokens_at)
+		o->tokens = burst;
+	else
+		o->tokens += (double)(now - o->tokens_at) * (double)muc->o->message_rate / 1000.0;
+	if (o->tokens > burst)
+		o->tokens = burst;
+	o->tokens_at = now;
+	if (o->tokens < 1.0)
+		return false;
+	o->tokens -= 1.0;
+	return true;
+}
+
+/* Removes the children (name, ns) a sender may not set: the room vouches for
+ * them (XEP-0359 §3.1 stanza ids by the room, XEP-0421 §4 occupant ids). */
+static void strip(struct xml_node *m, const char *name, const char *ns, const char *by)
+{
+	for (struct xml_node *c = xml_child(m, name, ns), *next; c; c = next) {
+		next = xml_next(c, name, ns);
+		if (!by || (xml_attr(c, "by") && strcmp(xml_attr(c, "by"), by) == 0)) {
 			xml_detach(c);
 			xml_unref(c);
 		}
 	}
+}
+
+static void add_occupant_id(struct xml_node *st, const struct occupant *o)
+{
+	struct xml_node *c;
+
+	strip(st, "occupant-id", NS_OCCUPANT_ID, NULL);
+	if (o->occupant_id[0] && (c = xml_add_child(st, "occupant-id", NS_OCCUPANT_ID)))
+		xml_attr_set(c, "id", o->occupant_id);
+}
+
+/*
+ * §7.4: a message to everyone. The sender's XEP-0198 ack means the room has
+ * it: the occupants' own queues do not hold it up (the broadcast is no part of
+ * the sender's delivery), the archive's commit does (muc_archive_add).
+ */
+static void groupchat(struct muc *muc, struct room *r, struct occupant *o, struct xml_node *st)
+{
+	struct xml_node *m, *sid;
+	struct delivery *sender;
+	char id[STANZA_ID_LEN + 1];
+	char *text = xml_child_text(st, "subject", NULL);
+	bool subject = text && !xml_child(st, "body", NULL);
+	size_t subject_len = text ? strlen(text) : 0;
+
+	free(text);
+	if (o->role < ROLE_PARTICIPANT) {
+		muc_reply_error(st, "auth", "forbidden", "visitors have no voice in this room");
+		return;
+	}
+	if (subject && o->role != ROLE_MODERATOR && !r->cfg.change_subject) {
+		muc_reply_error(st, "auth", "forbidden", "only moderators change the subject");
+		return;
+	}
+	if (subject && (long long)subject_len > muc->o->max_subject_length) {
+		muc_reply_error(st, "modify", "not-acceptable", "the subject is too long");
+		return;
+	}
+	if (!rate_ok(muc, o)) {
+		muc_reply_error(st, "wait", "resource-constraint", "you send messages faster "
+			    "than this room allows; wait a moment");
+		return;
+	}
+	if (!(m = xml_copy(st)))
+		return;
+	strip(m, "stanza-id", NS_SID, r->jid->full);
+	add_occupant_id(m, o);
 	if (!subject && (sid = xml_add_child(m, "stanza-id", NS_SID))) {
 		stanza_id_new(id);
 		xml_attr_set(sid, "id", id);
 		xml_attr_set(sid, "by", r->jid->full);
 	}
 	xml_attr_set(m, "from", o->jid->full);
+	xml_attr_set(m, "to", NULL);
+	if (!subject && r->cfg.archive && xml_child(m, "body", NULL))
+		muc_archive_add(muc, r, o, m, id);
+	sender = delivery_enter(NULL);
 	for (const struct occupant *to = r->occupants; to; to = to->next)
 		muc_send_to(m, o->jid->full, to->real);
+	delivery_leave(sender);
 	if (subject) {
 		/* Kept for joiners, with when it was set (§7.2.15). */
 		muc_add_delay(m, r, time(NULL));
 		xml_unref(r->subject);
 		r->subject = xml_ref(m);
+		if (r->stored)
+			muc_store_room(muc, r);
 	} else {
-		muc_history_add(muc, r, m);
+		muc_history_add(muc, r, m, time(NULL));
 	}
 	xml_unref(m);
+}
+
+/* muc#roomconfig_allowpm: who may send private messages. */
+static bool pm_allowed(const struct room *r, const struct occupant *o)
+{
+	switch (r->cfg.allow_pm) {
+	case PM_ANYONE:
+		return true;
+	case PM_PARTICIPANTS:
+		return o->role >= ROLE_PARTICIPANT;
+	case PM_MODERATORS:
+		return o->role == ROLE_MODERATOR;
+	default:
+		return false;
+	}
 }
 
 static void on_message(struct muc *muc, struct xml_node *st, const struct jid *from,
@@ -294,6 +390,7 @@ static void on_message(struct muc *muc, struct xml_node *st, const struct jid *f
 	const char *type = xml_attr(st, "type");
 	struct room *r = muc_room_find(muc, to);
 	struct occupant *o = r ? muc_by_real(r, from) : NULL, *target;
+	struct xml_node *m;
 
 	if (type && strcmp(type, "error") == 0)
 		return;
@@ -319,27 +416,56 @@ static void on_message(struct muc *muc, struct xml_node *st, const struct jid *f
 		muc_reply_error(st, "modify", "bad-request", "a private message is not groupchat");
 		return;
 	}
-	muc_send_to(st, o->jid->full, target->real);
+	if (!pm_allowed(r, o)) {
+		muc_reply_error(st, "cancel", "not-allowed", "private messages are not allowed "
+			    "in this room, or not for your role");
+		return;
+	}
+	if (!(m = xml_copy(st)))
+		return;
+	add_occupant_id(m, o);
+	muc_send_to(m, o->jid->full, target->real);
+	xml_unref(m);
 }
 
-/* §6.4: what a room is. */
+static void info_field(struct xml_node *x, const char *var, const char *label,
+		       const char *value)
+{
+	struct xml_node *f = xml_add_child(x, "field", NULL), *v;
+
+	if (!f)
+		return;
+	xml_attr_set(f, "var", var);
+	if (label)
+		xml_attr_set(f, "label", label);
+	if ((v = xml_add_child(f, "value", NULL)))
+		xml_add_text(v, value, strlen(value));
+}
+
+/* §6.4: what a room is, with the muc#roominfo form (§15.5.4). */
 static void room_info(const struct room *r, const struct xml_node *st)
 {
 	const struct room_config *c = &r->cfg;
 	const char *const features[] = {
-		NS_MUC, c->public_room ? "muc_public" : "muc_hidden", "muc_temporary",
+		NS_MUC, c->public_room ? "muc_public" : "muc_hidden",
+		c->persistent ? "muc_persistent" : "muc_temporary",
 		c->members_only ? "muc_membersonly" : "muc_open",
 		c->moderated ? "muc_moderated" : "muc_unmoderated",
 		c->whois_anyone ? "muc_nonanonymous" : "muc_semianonymous",
 		c->password ? "muc_passwordprotected" : "muc_unsecured", NS_DISCO_INFO,
-		NS_DISCO_ITEMS, NS_SID,
+		NS_DISCO_ITEMS, NS_SID, NS_OCCUPANT_ID,
 		/* XEP-0410 §4: the room answers self-pings itself */
-		NS_MUC "#self-ping-optimization", NULL,
+		NS_MUC "#self-ping-optimization",
+		c->archive ? NS_MAM : NULL, NULL,
 	};
-	struct xml_node *q = xml_new("query", NS_DISCO_INFO), *id;
+	struct xml_node *q = xml_new("query", NS_DISCO_INFO), *id, *x;
+	char count[16], *subject = r->subject ? xml_child_text(r->subject, "subject", NULL)
+		: NULL;
 
-	if (!q)
+	if (!q) {
+		free(subject);
 		return;
+	}
 	id = xml_add_child(q, "identity", NULL);
 	if (id) {
 		xml_attr_set(id, "category", "conference");
@@ -348,6 +474,23 @@ static void room_info(const struct room *r, const struct xml_node *st)
 	}
 	for (const char *const *f = features; *f; f++)
 		muc_add_feature(q, *f);
+	if (c->archive)
+		muc_add_feature(q, NS_MAM "#extended");
+	if ((x = xml_add_child(q, "x", NS_XDATA))) {
+		snprintf(count, sizeof(count), "%u", r->count);
+		xml_attr_set(x, "type", "result");
+		info_field(x, "FORM_TYPE", NULL, NS_MUC "#roominfo");
+		info_field(x, "muc#roomconfig_roomname", "Name", c->name ? c->name : "");
+		info_field(x, "muc#roominfo_description", "Description", c->desc ? c->desc : "");
+		info_field(x, "muc#roominfo_subject", "Subject", subject ? subject : "");
+		info_field(x, "muc#roominfo_occupants", "Occupants", count);
+		info_field(x, "muc#roominfo_lang", "Language", c->lang ? c->lang : "");
+		info_field(x, "muc#roomconfig_changesubject", "Occupants change the subject",
+			   c->change_subject ? "1" : "0");
+		info_field(x, "muc#roomconfig_allowinvites", "Occupants invite others",
+			   c->allow_invites ? "1" : "0");
+	}
+	free(subject);
 	muc_iq_result(st, q);
 }
 
@@ -397,6 +540,13 @@ static void on_iq(struct muc *muc, struct xml_node *st, const struct jid *from,
 			muc_reply_error(st, "auth", "forbidden", "only the room's owner configures it");
 		return;
 	}
+	if (!strcmp(payload->ns, NS_MAM) && !strcmp(payload->name, "query")) {
+		if (!strcmp(type, "set"))
+			muc_mam_query(muc, r, st, payload);
+		else
+			muc_mam_fields(st);
+		return;
+	}
 	if (!strcmp(payload->ns, NS_MUC_ADMIN)) {
 		if (!strcmp(type, "set"))
 			muc_admin_set(muc, r, o, st, payload);
@@ -408,13 +558,9 @@ unavailable:
 	muc_reply_error(st, "cancel", "service-unavailable", "the room does not do that");
 }
 
-static int on_stanza(struct module *m, struct xml_node *st, const struct jid *from,
+static void dispatch(struct muc *muc, struct xml_node *st, const struct jid *from,
 		     const struct jid *to)
 {
-	struct muc *muc = module_data(m);
-
-	if (!to->local)
-		return HOOK_PASS;	/* the service itself: its IQs are handled apart */
 	switch (stanza_kind(st)) {
 	case STANZA_PRESENCE:
 		on_presence(muc, st, from, to);
@@ -428,6 +574,77 @@ static int on_stanza(struct module *m, struct xml_node *st, const struct jid *fr
 	default:
 		break;
 	}
+}
+
+/* ---- while the persistent rooms are read back at start ---- */
+
+#define HELD_MAX 10000	/* stanzas that wait for the rooms; past it: wait, later */
+
+struct held {
+	struct xml_node *st;
+	struct jid *from, *to;
+	struct delivery *d;	/* the sender's: its ack waits for the room */
+	struct held *next;
+};
+
+static void held_free(struct held *h)
+{
+	xml_unref(h->st);
+	jid_free(h->from);
+	jid_free(h->to);
+	delivery_release(h->d, true);
+	free(h);
+}
+
+static void hold(struct muc *muc, struct xml_node *st, const struct jid *from,
+		 const struct jid *to)
+{
+	struct held *h = muc->nheld < HELD_MAX ? calloc(1, sizeof(*h)) : NULL;
+
+	if (!h || !(h->from = jid_copy(from)) || !(h->to = jid_copy(to))) {
+		if (h)
+			held_free(h);
+		muc_reply_error(st, "wait", "resource-constraint", "the rooms are being loaded; "
+			    "try again in a moment");
+		return;
+	}
+	h->st = xml_ref(st);
+	h->d = delivery_ref(delivery_current());
+	if (!muc->held_tail)
+		muc->held_tail = &muc->held;
+	*muc->held_tail = h;
+	muc->held_tail = &h->next;
+	muc->nheld++;
+}
+
+void muc_loaded(struct muc *muc)
+{
+	muc->loading = false;
+	while (muc->held) {
+		struct held *h = muc->held;
+		struct delivery *prev;
+
+		muc->held = h->next;
+		muc->nheld--;
+		prev = delivery_enter(h->d);
+		dispatch(muc, h->st, h->from, h->to);
+		delivery_leave(prev);
+		held_free(h);
+	}
+	muc->held_tail = NULL;
+}
+
+static int on_stanza(struct module *m, struct xml_node *st, const struct jid *from,
+		     const struct jid *to)
+{
+	struct muc *muc = module_data(m);
+
+	if (!to->local)
+		return HOOK_PASS;	/* the service itself: its IQs are handled apart */
+	if (muc->loading)
+		hold(muc, st, from, to);
+	else
+		dispatch(muc, st, from, to);
 	return HOOK_STOP;
 }
 
@@ -456,6 +673,14 @@ static void muc_free(void *p)
 {
 	struct muc *muc = p;
 
+	while (muc->held) {
+		struct held *h = muc->held;
+
+		muc->held = h->next;
+		held_free(h);
+	}
+	muc_store_free(muc);
+
 	while (muc->rooms) {
 		struct room *r = muc->rooms;
 
@@ -474,6 +699,9 @@ static int load(struct module *m)
 	muc->m = m;
 	muc->o = module_options(m);
 	module_set_data(m, muc, muc_free);
+	if (muc_store_init(muc) < 0 || muc_mam_init(muc) < 0)
+		return -1;
+	muc_store_load(muc);
 	module_identity(m, "conference", "text", muc->o->name);
 	module_feature(m, NS_MUC);
 	module_iq(m, IQ_GET, NS_DISCO_ITEMS, service_items);

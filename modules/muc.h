@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "jid.h"
@@ -30,9 +31,16 @@
 #define NS_XDATA "jabber:x:data"
 #define NS_PING "urn:xmpp:ping"
 #define NS_SID "urn:xmpp:sid:0"
+#define NS_MAM "urn:xmpp:mam:2"
+#define NS_RSM "http://jabber.org/protocol/rsm"
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_OCCUPANT_ID "urn:xmpp:occupant-id:0"
+#define NS_ROOMCONFIG NS_MUC "#roomconfig"
 
 struct options {
 	long long max_occupants, max_nick_length, max_rooms, history_length;
+	long long rooms_per_user, message_rate, message_burst, max_subject_length;
+	long long archive_max, archive_page;
 	const char *name;
 };
 
@@ -53,6 +61,9 @@ struct occupant {
 	enum role role;
 	enum affiliation affiliation;
 	struct xml_node *presence;	/* the last one it sent, as the room shows it */
+	char occupant_id[48];		/* XEP-0421: stable per real bare JID and room */
+	double tokens;			/* message rate: a token bucket */
+	long long tokens_at;		/* ms, when tokens was last filled */
 	struct occupant *next;
 };
 
@@ -60,6 +71,7 @@ struct occupant {
 struct affiliate {
 	struct jid *bare;
 	enum affiliation affiliation;
+	char *nick;			/* reserved (§7.12), or NULL */
 	struct affiliate *next;
 };
 
@@ -70,10 +82,17 @@ struct past {
 	size_t chars;
 };
 
+/* Who may send private messages (muc#roomconfig_allowpm). */
+enum allow_pm { PM_ANYONE, PM_PARTICIPANTS, PM_MODERATORS, PM_NONE };
+extern const char *const muc_allow_pm_names[];
+
 /* What the owner's muc#roomconfig form sets (§10.2). */
 struct room_config {
-	char *name, *desc, *secret;	/* NULL: none */
+	char *name, *desc, *secret, *lang;	/* NULL: none */
 	bool public_room, members_only, moderated, password, whois_anyone, change_subject;
+	bool persistent, archive, allow_invites;
+	enum allow_pm allow_pm;
+	unsigned broadcast;		/* roles whose presence is broadcast: 1 << role */
 	long long max_users, history;	/* at most the service's options */
 };
 
@@ -87,6 +106,9 @@ struct room {
 	struct affiliate *affiliates;
 	struct past *history;		/* a ring of history_length */
 	unsigned hist_next, hist_count;
+	unsigned char salt[16];		/* XEP-0421 occupant ids */
+	bool stored;			/* a row in muc_rooms */
+	bool archived;			/* the archive may hold its messages */
 	struct room *next;
 };
 
@@ -95,7 +117,15 @@ struct muc {
 	const struct options *o;
 	struct room *rooms;
 	unsigned nrooms;
+	uint64_t affinity;		/* every write of the service on one connection */
+	bool loading;			/* persistent rooms not read back yet */
+	struct held *held, **held_tail;	/* stanzas that came while loading */
+	unsigned nheld;
+	struct muc_store *store;	/* muc_store.c's */
 };
+
+/* mod_muc.c: the rooms are read back; what waited is handled now. */
+void muc_loaded(struct muc *muc);
 
 
 /* muc_room.c: rooms and occupants */
@@ -105,8 +135,16 @@ struct occupant *muc_by_real(const struct room *r, const struct jid *real);
 void muc_occupant_free(struct occupant *o);
 void muc_occupant_unlink(struct room *r, struct occupant *o);
 void muc_room_free(struct room *r);
+/* A room with the service's defaults (not linked), or NULL without memory. */
+struct room *muc_room_new(struct muc *muc, const struct jid *jid);
+void muc_room_link(struct muc *muc, struct room *r);
 /* Unlinks r from the service and frees it. */
 void muc_room_remove(struct muc *muc, struct room *r);
+/* After an occupant went: a temporary room with nobody left ends. */
+void muc_room_emptied(struct muc *muc, struct room *r);
+/* Rooms where j's bare JID is an owner. */
+unsigned muc_rooms_owned(const struct muc *muc, const struct jid *j);
+void muc_occupant_id(const struct room *r, const struct jid *real, char out[48]);
 enum affiliation muc_affiliation_of(const struct room *r, const struct jid *j);
 /* Records j's bare JID's affiliation (AFF_NONE forgets it). 0, or -1 without
  * memory. */
@@ -129,12 +167,14 @@ void muc_send_presence_of(const struct occupant *o, const struct occupant *to,
 void muc_broadcast_presence(const struct room *r, const struct occupant *o,
 			    bool unavailable, const char *new_nick, const char *const *codes,
 			    const char *reason);
+bool muc_presence_shown(const struct room *r, const struct occupant *o);
 void muc_send_subject(const struct room *r, const struct occupant *to);
 /* What the room keeps of a presence: its content without the MUC <x/>s. */
 struct xml_node *muc_kept_presence(const struct xml_node *st);
 
 /* muc_room.c: history (§7.2.14) */
-void muc_history_add(struct muc *muc, struct room *r, const struct xml_node *m);
+/* Keeps a copy of m, stamped with <delay/> for at. */
+void muc_history_add(struct muc *muc, struct room *r, const struct xml_node *m, time_t at);
 void muc_send_history(struct muc *muc, struct room *r, const struct occupant *to,
 		      const struct xml_node *join);
 /* XEP-0082 date-time, UTC or with an offset; fractions ignored. -1 if bad. */
@@ -149,8 +189,38 @@ void muc_admin_get(struct room *r, struct occupant *o, const struct xml_node *st
 		   const struct xml_node *query);
 
 /* muc_owner.c */
+struct xml_node *muc_config_form(const struct room_config *c, bool submit);
+const char *muc_config_parse(const struct muc *muc, const struct xml_node *x,
+			     struct room_config *c);
+void muc_config_free(struct room_config *c);
 void muc_owner_get(struct room *r, const struct xml_node *st);
 void muc_owner_set(struct muc *muc, struct room *r, struct occupant *o,
 		   const struct xml_node *st, const struct xml_node *query);
+
+/* muc_store.c: persistent rooms and the archive (PostgreSQL) */
+int muc_store_init(struct muc *muc);
+/* Reads the persistent rooms back; muc->loading until they are in. */
+void muc_store_load(struct muc *muc);
+/* Stores r (configuration, subject, salt; every affiliation when it was not
+ * stored yet). */
+void muc_store_room(struct muc *muc, struct room *r);
+/* r is no longer persistent: its row and affiliations go (not its archive). */
+void muc_store_forget(struct muc *muc, struct room *r);
+/* r is destroyed: all of it goes, archive included. */
+void muc_store_destroy(struct muc *muc, struct room *r);
+void muc_store_drop_archive(struct muc *muc, struct room *r);
+/* j's (bare) affiliation and reserved nick in stored room r, as r has it now. */
+void muc_store_affiliation(struct muc *muc, struct room *r, const struct jid *j);
+/* Archives groupchat m (as occupants get it) from o; holds the current
+ * delivery until the row is committed. */
+void muc_archive_add(struct muc *muc, struct room *r, const struct occupant *o,
+		     const struct xml_node *m, const char *stanza_id);
+void muc_store_free(struct muc *muc);
+
+/* muc_mam.c: XEP-0313 queries on the room's JID */
+int muc_mam_init(struct muc *muc);
+void muc_mam_query(struct muc *muc, struct room *r, const struct xml_node *st,
+		   const struct xml_node *query);
+void muc_mam_fields(const struct xml_node *st);
 
 #endif

@@ -174,13 +174,15 @@ void muc_admin_set(struct muc *muc, struct room *r, struct occupant *o,
 	else
 		muc_iq_result(st, NULL);
 	for (unsigned i = 0; i < n; i++) {
-		if (!why)
+		if (!why) {
 			change_apply(r, &c[i]);
+			if (c[i].jid && r->stored)
+				muc_store_affiliation(muc, r, c[i].jid);
+		}
 		jid_free(c[i].jid);
 		free(c[i].reason);
 	}
-	if (!r->count)
-		muc_room_remove(muc, r);	/* a moderator who kicked itself was the last */
+	muc_room_emptied(muc, r);	/* a moderator who kicked itself was the last */
 }
 
 void muc_admin_get(struct room *r, struct occupant *o, const struct xml_node *st,

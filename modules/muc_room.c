@@ -11,6 +11,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "base64.h"
 #include "log.h"
 #include "muc.h"
 #include "router.h"
@@ -67,6 +72,7 @@ void muc_room_free(struct room *r)
 
 		r->affiliates = a->next;
 		jid_free(a->bare);
+		free(a->nick);
 		free(a);
 	}
 	for (unsigned i = 0; r->history && i < r->hist_count; i++)
@@ -74,9 +80,7 @@ void muc_room_free(struct room *r)
 	free(r->history);
 	xml_unref(r->subject);
 	jid_free(r->jid);
-	free(r->cfg.name);
-	free(r->cfg.desc);
-	free(r->cfg.secret);
+	muc_config_free(&r->cfg);
 	free(r);
 }
 
@@ -89,8 +93,65 @@ void muc_room_remove(struct muc *muc, struct room *r)
 			break;
 		}
 	}
-	log_info("muc", "%s: destroyed with its last occupant", r->jid->full);
 	muc_room_free(r);
+}
+
+/* The last occupant left: a temporary room ends, with its archive; a
+ * persistent one stays, empty. */
+void muc_room_emptied(struct muc *muc, struct room *r)
+{
+	if (r->count || r->cfg.persistent)
+		return;
+	if (r->archived)
+		muc_store_drop_archive(muc, r);
+	log_info("muc", "%s: ended with its last occupant", r->jid->full);
+	muc_room_remove(muc, r);
+}
+
+/* A room as the service's defaults make it, unlocked and not yet linked. */
+struct room *muc_room_new(struct muc *muc, const struct jid *jid)
+{
+	struct room *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	if (muc->o->history_length)
+		r->history = calloc((size_t)muc->o->history_length, sizeof(*r->history));
+	if (!(r->jid = jid_bare(jid)) || (muc->o->history_length && !r->history) ||
+	    RAND_bytes(r->salt, sizeof(r->salt)) != 1) {
+		muc_room_free(r);
+		return NULL;
+	}
+	r->cfg.public_room = true;
+	r->cfg.archive = true;
+	r->archived = true;
+	r->cfg.allow_pm = PM_ANYONE;
+	r->cfg.broadcast = 1u << ROLE_MODERATOR | 1u << ROLE_PARTICIPANT | 1u << ROLE_VISITOR;
+	r->cfg.max_users = muc->o->max_occupants;
+	r->cfg.history = muc->o->history_length;
+	return r;
+}
+
+void muc_room_link(struct muc *muc, struct room *r)
+{
+	r->next = muc->rooms;
+	muc->rooms = r;
+	muc->nrooms++;
+}
+
+/* XEP-0421 §4: base64 of an HMAC of the real bare JID with the room's salt,
+ * the same for each of the user's resources and across the room's life. */
+void muc_occupant_id(const struct room *r, const struct jid *real, char out[48])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	char *bare = jid_bare_str(real);
+
+	out[0] = '\0';
+	if (bare && HMAC(EVP_sha256(), r->salt, sizeof(r->salt), (const unsigned char *)bare,
+			 strlen(bare), mac, &len) && len == 32)
+		base64_encode(mac, len, out);
+	free(bare);
 }
 
 void muc_occupant_unlink(struct room *r, struct occupant *o)
@@ -125,6 +186,7 @@ int muc_affiliation_set(struct room *r, const struct jid *j, enum affiliation af
 		a = *pp;
 		*pp = a->next;
 		jid_free(a->bare);
+		free(a->nick);
 		free(a);
 		return 0;
 	}
@@ -142,6 +204,15 @@ int muc_affiliation_set(struct room *r, const struct jid *j, enum affiliation af
 	a->affiliation = aff;
 	*pp = a;
 	return 0;
+}
+
+unsigned muc_rooms_owned(const struct muc *muc, const struct jid *j)
+{
+	unsigned n = 0;
+
+	for (const struct room *r = muc->rooms; r; r = r->next)
+		n += muc_affiliation_of(r, j) == AFF_OWNER;
+	return n;
 }
 
 unsigned muc_owners(const struct room *r)
@@ -234,6 +305,8 @@ static struct xml_node *occupant_presence(const struct occupant *o, const struct
 		muc_add_status(x, *codes);
 	if (to == o)
 		muc_add_status(x, "110");
+	if (o->occupant_id[0] && (item = xml_add_child(p, "occupant-id", NS_OCCUPANT_ID)))
+		xml_attr_set(item, "id", o->occupant_id);	/* XEP-0421 §4 */
 	return p;
 }
 
@@ -255,7 +328,15 @@ void muc_broadcast_presence(const struct room *r, const struct occupant *o,
 			       const char *reason)
 {
 	for (const struct occupant *to = r->occupants; to; to = to->next)
-		muc_send_presence_of(o, to, unavailable, new_nick, codes, reason);
+		if (to == o || muc_presence_shown(r, o))
+			muc_send_presence_of(o, to, unavailable, new_nick, codes, reason);
+}
+
+/* muc#roomconfig_presencebroadcast: whether others see o's presence. One
+ * leaving (role none) is always seen. */
+bool muc_presence_shown(const struct room *r, const struct occupant *o)
+{
+	return o->role == ROLE_NONE || (r->cfg.broadcast & (1u << o->role));
 }
 
 void muc_send_subject(const struct room *r, const struct occupant *to)
@@ -294,7 +375,7 @@ void muc_add_delay(struct xml_node *m, const struct room *r, time_t at)
 	xml_attr_set(d, "stamp", stamp);
 }
 
-void muc_history_add(struct muc *muc, struct room *r, const struct xml_node *m)
+void muc_history_add(struct muc *muc, struct room *r, const struct xml_node *m, time_t at)
 {
 	unsigned len = (unsigned)muc->o->history_length;
 	struct xml_node *c;
@@ -303,14 +384,14 @@ void muc_history_add(struct muc *muc, struct room *r, const struct xml_node *m)
 	if (!len || !r->history || !(c = xml_copy(m)))
 		return;
 	xml_attr_set(c, "to", NULL);
-	muc_add_delay(c, r, time(NULL));
+	muc_add_delay(c, r, at);
 	p = &r->history[r->hist_next];
 	if (r->hist_count == len)
 		xml_unref(p->msg);
 	else
 		r->hist_count++;
 	p->msg = c;
-	p->at = time(NULL);
+	p->at = at;
 	p->chars = 0;	/* measured when a join asks for maxchars */
 	r->hist_next = (r->hist_next + 1) % len;
 }
@@ -408,7 +489,8 @@ struct xml_node *muc_kept_presence(const struct xml_node *st)
 
 	if (!p)
 		return NULL;
-	while ((c = xml_child(p, "x", NS_MUC))) {
+	while ((c = xml_child(p, "x", NS_MUC)) || (c = xml_child(p, "occupant-id",
+								   NS_OCCUPANT_ID))) {
 		xml_detach(c);
 		xml_unref(c);
 	}

@@ -245,7 +245,10 @@ void router_route(struct xml_node *st)
 			bounce(st, "remote-server-not-found", "this server does not federate yet");
 		goto out;
 	}
-	if (to->local && stanza_kind(st) == STANZA_MESSAGE && !type_is(st, "error"))
+	/* The account's archive id; not on what another archive vouches for
+	 * (a room's groupchat, XEP-0313 results). */
+	if (to->local && stanza_kind(st) == STANZA_MESSAGE && !type_is(st, "error") &&
+	    !type_is(st, "groupchat") && !xml_child(st, "result", "urn:xmpp:mam:2"))
 		st = stanza_id_stamp(st, to);
 	if (!to->local)
 		to_host(vh, st, from, to);
