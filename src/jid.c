@@ -187,6 +187,21 @@ static bool ascii_plain_domain(const char *d)
 	return true;
 }
 
+/* RFC 5891 §5.4: an A-label is valid only if its Unicode form encodes back
+ * to it. "xn--r6ja" decodes to two ideographic full stops, which are label
+ * separators: taken as it is, the domain would change each time it is read. */
+static bool idna_round_trips(const char *in, const char *uni)
+{
+	char *a = NULL, *b = NULL;
+	bool ok = idna_to_ascii_8z(in, &a, 0) == IDNA_SUCCESS &&
+		  idna_to_ascii_8z(uni, &b, 0) == IDNA_SUCCESS && a && b &&
+		  strcasecmp(a, b) == 0;
+
+	free(a);
+	free(b);
+	return ok;
+}
+
 int jid_nameprep(const char *in, char *out, size_t outlen, const char **errp)
 {
 	const char *e;
@@ -235,7 +250,7 @@ int jid_nameprep(const char *in, char *out, size_t outlen, const char **errp)
 	 * name without one is its own Unicode form: no need to ask libidn. */
 	if (!ascii_plain_domain(tmp)) {
 		if (idna_to_unicode_8z8z(tmp, &uni, 0) != IDNA_SUCCESS || !uni ||
-		    strlen(uni) >= sizeof(tmp)) {
+		    strlen(uni) >= sizeof(tmp) || !idna_round_trips(tmp, uni)) {
 			free(uni);
 			*errp = "the domainpart is not a valid domain name";
 			return -1;
