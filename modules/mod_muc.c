@@ -587,12 +587,13 @@ struct held {
 	struct held *next;
 };
 
-static void held_free(struct held *h)
+/* handled: the room took it (its own references hold what it keeps). */
+static void held_free(struct held *h, bool handled)
 {
 	xml_unref(h->st);
 	jid_free(h->from);
 	jid_free(h->to);
-	delivery_release(h->d, true);
+	delivery_release(h->d, handled);
 	free(h);
 }
 
@@ -603,7 +604,7 @@ static void hold(struct muc *muc, struct xml_node *st, const struct jid *from,
 
 	if (!h || !(h->from = jid_copy(from)) || !(h->to = jid_copy(to))) {
 		if (h)
-			held_free(h);
+			held_free(h, false);
 		muc_reply_error(st, "wait", "resource-constraint", "the rooms are being loaded; "
 			    "try again in a moment");
 		return;
@@ -629,7 +630,7 @@ void muc_loaded(struct muc *muc)
 		prev = delivery_enter(h->d);
 		dispatch(muc, h->st, h->from, h->to);
 		delivery_leave(prev);
-		held_free(h);
+		held_free(h, true);
 	}
 	muc->held_tail = NULL;
 }
@@ -677,7 +678,7 @@ static void muc_free(void *p)
 		struct held *h = muc->held;
 
 		muc->held = h->next;
-		held_free(h);
+		held_free(h, false);	/* the server stops before the rooms came */
 	}
 	muc_store_free(muc);
 

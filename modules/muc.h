@@ -108,7 +108,6 @@ struct room {
 	unsigned hist_next, hist_count;
 	unsigned char salt[16];		/* XEP-0421 occupant ids */
 	bool stored;			/* a row in muc_rooms */
-	bool archived;			/* the archive may hold its messages */
 	struct room *next;
 };
 

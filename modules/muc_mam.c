@@ -287,9 +287,9 @@ void muc_mam_query(struct muc *muc, struct room *r, const struct xml_node *st,
 	const char *params[10] = { module_domain(muc->m), r->jid->local, a.nick,
 				   a.has_start ? a.start : NULL, a.has_end ? a.end : NULL,
 				   a.after, a.before, limit, a.rsm_after, a.rsm_before };
-	/* Reads go to any connection: a write still in flight may be missed,
-	 * which a page asked a moment later has. */
-	if (db_exec_prepared(module_db(muc->m), 0, a.backward ? "muc_mam_backward"
+	/* On the connection that writes the service's archive: a message the
+	 * requester saw echoed is committed, or queued before this read. */
+	if (db_exec_prepared(module_db(muc->m), muc->affinity, a.backward ? "muc_mam_backward"
 			     : "muc_mam_forward", 10, params, on_page, q) < 0) {
 		muc_reply_error(st, "wait", "internal-server-error", "the archive could not be read");
 		mam_query_free(q);

@@ -397,7 +397,6 @@ void muc_owner_set(struct muc *muc, struct room *r, struct occupant *o,
 	members_only = c.members_only && !r->cfg.members_only;
 	muc_config_free(&r->cfg);
 	r->cfg = c;
-	r->archived |= c.archive;
 	if (r->locked) {
 		r->locked = false;
 		log_info("muc", "%s: unlocked by its owner", r->jid->full);

@@ -102,8 +102,7 @@ void muc_room_emptied(struct muc *muc, struct room *r)
 {
 	if (r->count || r->cfg.persistent)
 		return;
-	if (r->archived)
-		muc_store_drop_archive(muc, r);
+	muc_store_drop_archive(muc, r);
 	log_info("muc", "%s: ended with its last occupant", r->jid->full);
 	muc_room_remove(muc, r);
 }
@@ -124,7 +123,6 @@ struct room *muc_room_new(struct muc *muc, const struct jid *jid)
 	}
 	r->cfg.public_room = true;
 	r->cfg.archive = true;
-	r->archived = true;
 	r->cfg.allow_pm = PM_ANYONE;
 	r->cfg.broadcast = 1u << ROLE_MODERATOR | 1u << ROLE_PARTICIPANT | 1u << ROLE_VISITOR;
 	r->cfg.max_users = muc->o->max_occupants;

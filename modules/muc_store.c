@@ -240,14 +240,12 @@ void muc_store_drop_archive(struct muc *muc, struct room *r)
 
 	batch_send(muc);	/* its rows still gathering go first, then all of them */
 	write_room(muc, "muc_archive_del", "drop a room's archive", 2, params);
-	r->archived = false;
 }
 
 void muc_store_destroy(struct muc *muc, struct room *r)
 {
 	muc_store_forget(muc, r);
-	if (r->archived)
-		muc_store_drop_archive(muc, r);
+	muc_store_drop_archive(muc, r);
 }
 
 void muc_store_affiliation(struct muc *muc, struct room *r, const struct jid *j)
@@ -359,7 +357,6 @@ void muc_archive_add(struct muc *muc, struct room *r, const struct occupant *o,
 	}
 	*s->gathering->tail = w;
 	s->gathering->tail = &w->next;
-	r->archived = true;
 	if (++s->gathering->n >= BATCH_MAX || !s->in_flight)
 		batch_send(muc);
 }
@@ -416,7 +413,8 @@ static struct room *room_from_row(struct muc *muc, const PGresult *res, int i)
 	xml_unref(form);
 	r->cfg.persistent = true;
 	r->stored = true;
-	for (size_t k = 0; k < sizeof(r->salt) && strlen(salt) == 2 * sizeof(r->salt); k++) {
+	/* A salt that does not read keeps the new one: ids change, nothing else. */
+	for (size_t k = 0; strlen(salt) == 2 * sizeof(r->salt) && k < sizeof(r->salt); k++) {
 		unsigned v;
 
 		if (sscanf(salt + 2 * k, "%2x", &v) == 1)
@@ -543,8 +541,8 @@ static void on_purge(struct module *m, void *arg)
 	if (muc->loading)
 		return;
 	for (const struct room *r = muc->rooms; ok && r; r = r->next) {
-		if (r->stored || !r->archived)
-			continue;
+		if (r->stored)
+			continue;	/* temporary rooms: their rows are not orphans */
 		array_add(a.f[0], first, r->jid->local);
 		first = false;
 	}
