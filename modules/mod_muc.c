@@ -163,10 +163,7 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 	if (fresh)
 		muc_send_presence_of(o, o, false, NULL, created, NULL);
 	else
-		for (const struct occupant *y = r->occupants; y; y = y->next)
-			if (y == o || muc_presence_shown(r, o))
-				muc_send_presence_of(o, y, false, NULL, y == o &&
-						 r->cfg.whois_anyone ? open_jids : NULL, NULL);
+		muc_broadcast_join(r, o, r->cfg.whois_anyone ? open_jids : NULL);
 	muc_send_history(muc, r, o, st);
 	muc_send_subject(r, o);
 }
@@ -352,15 +349,21 @@ static void groupchat(struct muc *muc, struct room *r, struct occupant *o, struc
 	xml_attr_set(m, "to", NULL);
 	if (!subject && r->cfg.archive && xml_child(m, "body", NULL))
 		muc_archive_add(muc, r, o, m, id);
+	/* One tree and one serialization for every occupant (router_route_shared). */
 	sender = delivery_enter(NULL);
 	for (const struct occupant *to = r->occupants; to; to = to->next)
-		muc_send_to(m, o->jid->full, to->real);
+		router_route_shared(m, to->real);
 	delivery_leave(sender);
 	if (subject) {
-		/* Kept for joiners, with when it was set (§7.2.15). */
-		muc_add_delay(m, r, time(NULL));
-		xml_unref(r->subject);
-		r->subject = xml_ref(m);
+		/* Kept for joiners, with when it was set (§7.2.15); occupants'
+		 * queues may hold m itself, so a copy. */
+		struct xml_node *kept = xml_copy(m);
+
+		if (kept) {
+			muc_add_delay(kept, r, time(NULL));
+			xml_unref(r->subject);
+			r->subject = kept;
+		}
 		if (r->stored)
 			muc_store_room(muc, r);
 	} else {

@@ -166,6 +166,9 @@ void muc_send_presence_of(const struct occupant *o, const struct occupant *to,
 void muc_broadcast_presence(const struct room *r, const struct occupant *o,
 			    bool unavailable, const char *new_nick, const char *const *codes,
 			    const char *reason);
+/* A new occupant's presence to all: self_codes (100, say) for its own copy. */
+void muc_broadcast_join(const struct room *r, const struct occupant *o,
+			const char *const *self_codes);
 bool muc_presence_shown(const struct room *r, const struct occupant *o);
 void muc_send_subject(const struct room *r, const struct occupant *to);
 /* What the room keeps of a presence: its content without the MUC <x/>s. */
@@ -212,6 +215,8 @@ void muc_store_drop_archive(struct muc *muc, struct room *r);
 void muc_store_affiliation(struct muc *muc, struct room *r, const struct jid *j);
 /* Archives groupchat m (as occupants get it) from o; holds the current
  * delivery until the row is committed. */
+/* Sends the rows gathering now, so that a read queued after sees them. */
+void muc_archive_flush(struct muc *muc);
 void muc_archive_add(struct muc *muc, struct room *r, const struct occupant *o,
 		     const struct xml_node *m, const char *stanza_id);
 void muc_store_free(struct muc *muc);

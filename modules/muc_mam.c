@@ -287,8 +287,10 @@ void muc_mam_query(struct muc *muc, struct room *r, const struct xml_node *st,
 	const char *params[10] = { module_domain(muc->m), r->jid->local, a.nick,
 				   a.has_start ? a.start : NULL, a.has_end ? a.end : NULL,
 				   a.after, a.before, limit, a.rsm_after, a.rsm_before };
-	/* On the connection that writes the service's archive: a message the
-	 * requester saw echoed is committed, or queued before this read. */
+	/* On the connection that writes the service's archive, after what is
+	 * gathering: a message the requester saw is committed, or queued before
+	 * this read. */
+	muc_archive_flush(muc);
 	if (db_exec_prepared(module_db(muc->m), muc->affinity, a.backward ? "muc_mam_backward"
 			     : "muc_mam_forward", 10, params, on_page, q) < 0) {
 		muc_reply_error(st, "wait", "internal-server-error", "the archive could not be read");

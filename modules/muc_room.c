@@ -259,12 +259,19 @@ void muc_add_status(struct xml_node *x, const char *code)
 		xml_attr_set(s, "code", code);
 }
 
+/* Whether `to` sees occupants' real JIDs: moderators, or anyone when whois. */
+static bool sees_jid(const struct room *r, const struct occupant *to)
+{
+	return to->role == ROLE_MODERATOR || r->cfg.whois_anyone;
+}
+
 /*
- * The presence of occupant o as recipient `to` sees it: the occupant's own
+ * The presence of occupant o as a recipient sees it: the occupant's own
  * presence content, and an <x/> with its affiliation and role, its real JID
- * for moderators (semi-anonymous), status 110 for the occupant itself.
+ * when show_jid (moderators of a semi-anonymous room), status 110 for the
+ * occupant itself (self).
  */
-static struct xml_node *occupant_presence(const struct occupant *o, const struct occupant *to,
+static struct xml_node *occupant_presence(const struct occupant *o, bool show_jid, bool self,
 					  bool unavailable, const char *new_nick,
 					  const char *const *codes, const char *reason)
 {
@@ -289,7 +296,7 @@ static struct xml_node *occupant_presence(const struct occupant *o, const struct
 	}
 	xml_attr_set(item, "affiliation", muc_affiliation_names[o->affiliation]);
 	xml_attr_set(item, "role", unavailable && !new_nick ? "none" : muc_role_names[o->role]);
-	if (to->role == ROLE_MODERATOR || to == o || o->room->cfg.whois_anyone)
+	if (show_jid || self)
 		xml_attr_set(item, "jid", o->real->full);
 	if (new_nick)
 		xml_attr_set(item, "nick", new_nick);
@@ -301,7 +308,7 @@ static struct xml_node *occupant_presence(const struct occupant *o, const struct
 	}
 	for (; codes && *codes; codes++)
 		muc_add_status(x, *codes);
-	if (to == o)
+	if (self)
 		muc_add_status(x, "110");
 	if (o->occupant_id[0] && (item = xml_add_child(p, "occupant-id", NS_OCCUPANT_ID)))
 		xml_attr_set(item, "id", o->occupant_id);	/* XEP-0421 §4 */
@@ -312,7 +319,8 @@ void muc_send_presence_of(const struct occupant *o, const struct occupant *to,
 			     bool unavailable, const char *new_nick, const char *const *codes,
 			     const char *reason)
 {
-	struct xml_node *p = occupant_presence(o, to, unavailable, new_nick, codes, reason);
+	struct xml_node *p = occupant_presence(o, sees_jid(o->room, to), to == o, unavailable,
+					       new_nick, codes, reason);
 
 	if (!p)
 		return;
@@ -321,13 +329,48 @@ void muc_send_presence_of(const struct occupant *o, const struct occupant *to,
 	router_route(p);
 }
 
+/* Everyone's copy of o's presence: the occupant's own, and at most two others
+ * (with and without the real JID), each serialized once (router_route_shared). */
+static void broadcast(const struct room *r, const struct occupant *o, bool unavailable,
+		      const char *new_nick, const char *const *codes,
+		      const char *const *self_codes, const char *reason)
+{
+	struct xml_node *seen[2] = { NULL, NULL };
+	bool shown = muc_presence_shown(r, o);
+
+	for (const struct occupant *to = r->occupants; to; to = to->next) {
+		bool j = sees_jid(r, to);
+
+		if (to == o) {
+			muc_send_presence_of(o, to, unavailable, new_nick, self_codes, reason);
+			continue;
+		}
+		if (!shown)
+			continue;
+		if (!seen[j]) {
+			seen[j] = occupant_presence(o, j, false, unavailable, new_nick, codes,
+						    reason);
+			if (!seen[j])
+				continue;
+			xml_attr_set(seen[j], "from", o->jid->full);
+		}
+		router_route_shared(seen[j], to->real);
+	}
+	xml_unref(seen[0]);
+	xml_unref(seen[1]);
+}
+
 void muc_broadcast_presence(const struct room *r, const struct occupant *o,
 			       bool unavailable, const char *new_nick, const char *const *codes,
 			       const char *reason)
 {
-	for (const struct occupant *to = r->occupants; to; to = to->next)
-		if (to == o || muc_presence_shown(r, o))
-			muc_send_presence_of(o, to, unavailable, new_nick, codes, reason);
+	broadcast(r, o, unavailable, new_nick, codes, codes, reason);
+}
+
+void muc_broadcast_join(const struct room *r, const struct occupant *o,
+			const char *const *self_codes)
+{
+	broadcast(r, o, false, NULL, NULL, self_codes, NULL);
 }
 
 /* muc#roomconfig_presencebroadcast: whether others see o's presence. One

@@ -234,6 +234,11 @@ void muc_store_forget(struct muc *muc, struct room *r)
 
 static void batch_send(struct muc *muc);
 
+void muc_archive_flush(struct muc *muc)
+{
+	batch_send(muc);
+}
+
 void muc_store_drop_archive(struct muc *muc, struct room *r)
 {
 	const char *params[2] = { service(muc), r->jid->local };

@@ -150,7 +150,12 @@ static void c2s_send(struct c2s *c, const struct xml_node *stanza)
 		return;
 	}
 	stream_stats.stanzas_out++;
-	send_xml(c, stanza);
+	/* A stanza without 'to' is one many get (a room's broadcast): its bytes
+	 * are shared, and this stream's 'to' is the session's JID. */
+	if (!xml_attr(stanza, "to") && c->sess)
+		conn_write_to(c->conn, stanza, NS_CLIENT, session_jid(c->sess)->full);
+	else
+		send_xml(c, stanza);
 }
 
 /* A stanza of the server's own to the client: through the session once there

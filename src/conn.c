@@ -306,6 +306,41 @@ int conn_write_xml(struct conn *c, const struct xml_node *node, const char *ns)
 	return rc;
 }
 
+static void bytes_done(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	xml_bytes_unref(arg);
+}
+
+int conn_write_to(struct conn *c, const struct xml_node *node, const char *ns,
+		  const char *to)
+{
+	struct xml_bytes *b;
+	struct xml_buf head = { 0 };
+	int rc = -1;
+
+	if (c->closing && !c->bev)
+		return -1;
+	if (!(b = xml_bytes(node, ns)))
+		return -1;
+	if (xml_buf_add(&head, b->data, b->head) < 0 || xml_buf_add(&head, " to='", 5) < 0 ||
+	    xml_escape(&head, to, strlen(to), true) < 0 || xml_buf_add(&head, "'", 1) < 0 ||
+	    conn_write(c, head.data, head.len) < 0)
+		goto out;
+	/* the rest is the tree's bytes themselves, released when written */
+	if (evbuffer_add_reference(bufferevent_get_output(c->bev), b->data + b->head,
+				   b->len - b->head, bytes_done, b) < 0)
+		goto out;
+	c->out += b->len - b->head;
+	b = NULL;
+	rc = 0;
+out:
+	xml_buf_free(&head);
+	xml_bytes_unref(b);
+	return rc;
+}
+
 size_t conn_output_pending(const struct conn *c)
 {
 	return evbuffer_get_length(bufferevent_get_output(c->bev));

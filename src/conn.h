@@ -43,6 +43,10 @@ struct evbuffer *conn_input(struct conn *c);
 int conn_write(struct conn *c, const void *data, size_t len);
 /* Serializes node into the output; ns is the stream's default namespace. */
 int conn_write_xml(struct conn *c, const struct xml_node *node, const char *ns);
+/* The same for a stanza many streams get: the tree's bytes are serialized once
+ * (xml_bytes) and shared, with this stream's 'to' written in front of them. */
+int conn_write_to(struct conn *c, const struct xml_node *node, const char *ns,
+		  const char *to);
 size_t conn_output_pending(const struct conn *c);
 
 /* Starts TLS once the output written so far is flushed. */

@@ -217,6 +217,23 @@ static void to_full(struct vhost *vh, struct xml_node *st, const struct jid *fro
 	}
 }
 
+void router_route_shared(const struct xml_node *st, const struct jid *to)
+{
+	struct session *s = to->local && to->resource && vhost_find(to->domain)
+		? sm_find(to) : NULL;
+	struct xml_node *c;
+
+	if (s) {
+		stats.routed++;
+		session_send(s, st);
+		return;
+	}
+	if (!(c = xml_copy(st)))
+		return;
+	xml_attr_set(c, "to", to->full);
+	router_route(c);
+}
+
 void router_route(struct xml_node *st)
 {
 	static unsigned depth;

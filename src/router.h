@@ -12,9 +12,16 @@
 
 #include "xml.h"
 
+struct jid;
+
 /* Consumes the caller's reference to stanza. Messages to a local account get
  * a XEP-0359 <stanza-id/> (one a sender forged with our 'by' is removed). */
 void router_route(struct xml_node *stanza);
+/* A stanza many get (a room's broadcast), to one of them: st (not consumed)
+ * has no 'to'. A local session gets st itself, shared: its stream writes the
+ * bytes serialized once (xml_bytes) with the session's JID as 'to'. Anyone
+ * else gets a copy with 'to' set, routed as router_route does. */
+void router_route_shared(const struct xml_node *st, const struct jid *to);
 
 /* Stanzas routed, and those answered with an error. */
 struct router_stats {

@@ -122,7 +122,49 @@ static void free_node(struct xml_node *n)
 	free(n->name);
 	free(n->ns);
 	free(n->text);
+	xml_bytes_unref(n->bytes);
 	free(n);
+}
+
+void xml_bytes_unref(struct xml_bytes *b)
+{
+	if (!b || --b->refs > 0)
+		return;
+	free(b->ns);
+	free(b);
+}
+
+/* Marks or clears every node of top's tree as part of kept bytes. */
+static void hold_tree(struct xml_node *top, bool held)
+{
+	struct xml_node *n = top;
+
+	for (;;) {
+		n->held = held;
+		if (n->children) {
+			n = n->children;
+			continue;
+		}
+		while (n != top && !n->next)
+			n = n->parent;
+		if (n == top)
+			return;
+		n = n->next;
+	}
+}
+
+/* Something in n's tree changes: its root's bytes no longer say it. Only a
+ * tree whose bytes are kept is walked, so building a tree (a hostile deep
+ * one from the parser) stays linear. */
+static void changed(struct xml_node *n)
+{
+	if (!n->held)
+		return;
+	while (n->parent)
+		n = n->parent;
+	hold_tree(n, false);
+	xml_bytes_unref(n->bytes);
+	n->bytes = NULL;
 }
 
 struct xml_node *xml_new(const char *name, const char *ns)
@@ -164,6 +206,12 @@ void xml_append(struct xml_node *parent, struct xml_node *child)
 {
 	if (!parent || !child)
 		return;
+	changed(parent);
+	if (child->bytes) {	/* no longer a root */
+		hold_tree(child, false);
+		xml_bytes_unref(child->bytes);
+		child->bytes = NULL;
+	}
 	child->parent = parent;
 	child->next = NULL;
 	if (parent->last_child)
@@ -193,6 +241,7 @@ int xml_add_text(struct xml_node *parent, const char *text, size_t len)
 		return -1;
 	if (len == 0)
 		return 0;
+	changed(parent);
 	last = parent->last_child;
 	if (last && last->type == XML_TEXT) {
 		char *t;
@@ -221,6 +270,7 @@ void xml_detach(struct xml_node *node)
 
 	if (!node || !node->parent)
 		return;
+	changed(node);
 	p = node->parent;
 	for (struct xml_node *c = p->children; c && c != node; c = c->next)
 		prev = c;
@@ -255,6 +305,7 @@ int xml_attr_set_ns(struct xml_node *node, const char *ns, const char *name,
 		return -1;
 	ns = norm_ns(ns);
 	i = find_attr(node, ns, name);
+	changed(node);
 	if (!value) {
 		if (i < 0)
 			return 0;
@@ -652,14 +703,19 @@ static unsigned attr_prefix(const struct xml_node *n, unsigned i)
 	return i + 1;
 }
 
-static int write_attrs(const struct xml_node *n, struct xml_buf *b)
+static bool is_to(const struct xml_attr *a)
+{
+	return !a->ns && strcmp(a->name, "to") == 0;
+}
+
+static int write_attrs(const struct xml_node *n, bool skip_to, struct xml_buf *b)
 {
 	char pfx[24];
 
 	for (unsigned i = 0; i < n->nattrs; i++) {
 		const struct xml_attr *a = &n->attrs[i];
 
-		if (attr_skipped(a))
+		if (attr_skipped(a) || (skip_to && is_to(a)))
 			continue;
 		if (!a->ns) {
 			if (buf_str(b, " ") < 0 || buf_str(b, a->name) < 0)
@@ -690,7 +746,7 @@ static int write_attrs(const struct xml_node *n, struct xml_buf *b)
 }
 
 static int open_tag(const struct xml_node *n, const struct xml_node *top,
-		    const char *parent_ns, struct xml_buf *b)
+		    const char *parent_ns, bool skip_to, struct xml_buf *b)
 {
 	if (buf_str(b, "<") < 0)
 		return -1;
@@ -711,7 +767,7 @@ static int open_tag(const struct xml_node *n, const struct xml_node *top,
 				return -1;
 		}
 	}
-	if (write_attrs(n, b) < 0)
+	if (write_attrs(n, skip_to && n == top, b) < 0)
 		return -1;
 	return buf_str(b, n->children ? ">" : "/>");
 }
@@ -727,7 +783,8 @@ static int close_tag(const struct xml_node *n, struct xml_buf *b)
 	return buf_str(b, ">");
 }
 
-int xml_serialize(const struct xml_node *top, const char *parent_ns, struct xml_buf *buf)
+static int serialize(const struct xml_node *top, const char *parent_ns, bool skip_to,
+		     struct xml_buf *buf)
 {
 	const struct xml_node *n = top;
 
@@ -738,7 +795,7 @@ int xml_serialize(const struct xml_node *top, const char *parent_ns, struct xml_
 			if (xml_escape(buf, n->text, n->text_len, false) < 0)
 				return -1;
 		} else {
-			if (open_tag(n, top, parent_ns, buf) < 0)
+			if (open_tag(n, top, parent_ns, skip_to, buf) < 0)
 				return -1;
 			if (n->children) {
 				n = n->children;
@@ -754,6 +811,43 @@ int xml_serialize(const struct xml_node *top, const char *parent_ns, struct xml_
 			return 0;
 		n = n->next;
 	}
+}
+
+int xml_serialize(const struct xml_node *top, const char *parent_ns, struct xml_buf *buf)
+{
+	return serialize(top, parent_ns, false, buf);
+}
+
+struct xml_bytes *xml_bytes(const struct xml_node *root, const char *parent_ns)
+{
+	struct xml_node *r = (struct xml_node *)root;	/* the cache is not the tree */
+	struct xml_buf b = { 0 };
+	struct xml_bytes *x;
+
+	if (!r || r->type != XML_ELEMENT || r->parent)
+		return NULL;
+	if (r->bytes && ns_eq(r->bytes->ns, norm_ns(parent_ns))) {
+		r->bytes->refs++;
+		return r->bytes;
+	}
+	if (serialize(r, parent_ns, true, &b) < 0 || !(x = malloc(sizeof(*x) + b.len))) {
+		xml_buf_free(&b);
+		return NULL;
+	}
+	x->refs = 2;	/* the tree's and the caller's */
+	x->ns = norm_ns(parent_ns) ? strdup(parent_ns) : NULL;
+	x->head = 1 + (is_stream_el(r) ? strlen("stream:") : 0) + strlen(r->name);
+	x->len = b.len;
+	memcpy(x->data, b.data, b.len);
+	xml_buf_free(&b);
+	if (norm_ns(parent_ns) && !x->ns) {
+		free(x);
+		return NULL;
+	}
+	xml_bytes_unref(r->bytes);
+	r->bytes = x;
+	hold_tree(r, true);
+	return x;
 }
 
 char *xml_to_string(const struct xml_node *node, size_t *lenp)

@@ -33,6 +33,7 @@ struct xml_node {
 	enum xml_type type;
 	int refs;			/* meaningful on roots only */
 	unsigned line;			/* source line when parsed, else 0 */
+	bool held;			/* in a tree whose bytes are kept */
 	char *name;			/* element: local name; text: NULL */
 	char *ns;			/* element: namespace URI or NULL */
 	char *text;			/* text node: the text (NUL-terminated) */
@@ -42,6 +43,7 @@ struct xml_node {
 	struct xml_node *parent;
 	struct xml_node *children, *last_child;	/* first and last child */
 	struct xml_node *next;		/* next sibling */
+	struct xml_bytes *bytes;	/* roots: the serialization kept (xml_bytes) */
 };
 
 /* A growable byte buffer, used by the serializer. */
@@ -96,6 +98,24 @@ struct xml_node *xml_copy(const struct xml_node *node);
 int xml_serialize(const struct xml_node *node, const char *parent_ns, struct xml_buf *buf);
 /* Convenience: a malloc'd NUL-terminated string (parent_ns NULL). */
 char *xml_to_string(const struct xml_node *node, size_t *lenp);
+/*
+ * Serialized once, written many times. A root's bytes without its 'to'
+ * attribute, split where 'to' goes, so that a stanza that many streams get (a
+ * room's broadcast) is serialized once and each stream writes its own 'to'
+ * around the shared bytes. They are made on first use, kept with the tree, and
+ * dropped when anything in the tree changes. xml_bytes() returns a reference
+ * of the caller's (NULL on memory failure).
+ */
+struct xml_bytes {
+	int refs;
+	char *ns;		/* the parent namespace they were made for */
+	size_t head;		/* data[0..head) is the tag's name: "<message" */
+	size_t len;
+	char data[];
+};
+struct xml_bytes *xml_bytes(const struct xml_node *root, const char *parent_ns);
+void xml_bytes_unref(struct xml_bytes *b);
+
 /* Escapes text for element content (attr false) or an attribute value (attr true). */
 int xml_escape(struct xml_buf *buf, const char *s, size_t len, bool attr);
 

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -437,6 +438,58 @@ static void null_safety(void **state)
 	xml_buf_free(NULL);
 }
 
+/* The bytes of a root with 'to' put back where it goes. */
+static char *with_to(const struct xml_bytes *b, const char *to)
+{
+	size_t n = b->len + strlen(to) + 8;
+	char *s = malloc(n);
+
+	assert_non_null(s);
+	snprintf(s, n, "%.*s to='%s'%.*s", (int)b->head, b->data, to,
+		 (int)(b->len - b->head), b->data + b->head);
+	return s;
+}
+
+/* xml_bytes: serialized once without 'to', kept, shared, dropped on change. */
+static void shared_bytes(void **state)
+{
+	struct xml_node *m = parse_ok("<message xmlns='jabber:client' from='r@c/n' "
+				      "to='old@h' type='groupchat'><body>a &amp; b</body>"
+				      "</message>");
+	struct xml_bytes *a, *b, *c;
+	char *s;
+
+	(void)state;
+	a = xml_bytes(m, NS_CLIENT);
+	assert_non_null(a);
+	assert_int_equal(a->head, strlen("<message"));
+	s = with_to(a, "u@h/r");
+	assert_string_equal(s, "<message to='u@h/r' from='r@c/n' type='groupchat'>"
+			    "<body>a &amp; b</body></message>");
+	free(s);
+	b = xml_bytes(m, NS_CLIENT);	/* the same bytes, not made again */
+	assert_ptr_equal(a, b);
+	xml_bytes_unref(b);
+	c = xml_bytes(m, "jabber:server");	/* another stream's namespace */
+	assert_ptr_not_equal(a, c);
+	assert_non_null(strstr(c->data, "xmlns='jabber:client'"));
+	xml_bytes_unref(c);
+	/* a change anywhere in the tree drops them: new bytes say it */
+	xml_add_text(xml_child(m, "body", NULL), "!", 1);
+	b = xml_bytes(m, NS_CLIENT);
+	assert_ptr_not_equal(a, b);
+	assert_non_null(strstr(b->data, "a &amp; b!"));
+	assert_null(strstr(a->data, "b!"));	/* the old ones live while held */
+	xml_bytes_unref(a);
+	xml_attr_set(m, "type", "chat");
+	a = xml_bytes(m, NS_CLIENT);
+	assert_non_null(strstr(a->data, "type='chat'"));
+	xml_bytes_unref(a);
+	xml_bytes_unref(b);
+	assert_null(xml_bytes(xml_child(m, "body", NULL), NS_CLIENT));	/* roots only */
+	xml_unref(m);	/* frees the kept bytes too (valgrind/ASan) */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +505,7 @@ int main(void)
 		cmocka_unit_test(parse_errors),
 		cmocka_unit_test(round_trip),
 		cmocka_unit_test(null_safety),
+		cmocka_unit_test(shared_bytes),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
