@@ -264,7 +264,7 @@ static long long now_ms(void)
 
 /* The occupant's token bucket: false when it sends faster than the room's
  * message-rate allows. */
-static bool rate_ok(struct muc *muc, struct occupant *o)
+bool muc_rate_ok(struct muc *muc, struct occupant *o)
 {
 	long long now = now_ms();
 	double burst = (double)muc->o->message_burst;
@@ -331,7 +331,7 @@ static void groupchat(struct muc *muc, struct room *r, struct occupant *o, struc
 		muc_reply_error(st, "modify", "not-acceptable", "the subject is too long");
 		return;
 	}
-	if (!rate_ok(muc, o)) {
+	if (!muc_rate_ok(muc, o)) {
 		muc_reply_error(st, "wait", "resource-constraint", "you send messages faster "
 			    "than this room allows; wait a moment");
 		return;
@@ -396,6 +396,10 @@ static void on_message(struct muc *muc, struct xml_node *st, const struct jid *f
 	struct xml_node *m;
 
 	if (type && strcmp(type, "error") == 0)
+		return;
+	/* Invitations, declines and voice requests are type normal (§7.8.2). */
+	if (r && !to->resource && (!type || strcmp(type, "normal") == 0) &&
+	    muc_room_request(muc, r, o, st, from))
 		return;
 	if (!o) {
 		muc_reply_error(st, "modify", "not-acceptable", "only occupants may send to the room");

@@ -7,6 +7,8 @@
  * muc_admin.c  moderation: roles and affiliations (muc#admin, §8-§10)
  * muc_owner.c  the owner: the configuration form and destruction (§10)
  * muc_store.c  persistent rooms and the room archive in PostgreSQL
+ * muc_mam.c    XEP-0313 queries on the room archive
+ * muc_request.c  invitations and declines, voice requests (§7.8, §7.13, §8.6)
  */
 #ifndef PARLEY_MUC_H
 #define PARLEY_MUC_H
@@ -96,6 +98,9 @@ struct room_config {
 	long long max_users, history;	/* at most the service's options */
 };
 
+#define INVITES_KEPT 32
+struct invitation;
+
 struct room {
 	struct jid *jid;		/* room@service */
 	struct room_config cfg;
@@ -107,6 +112,8 @@ struct room {
 	struct past *history;		/* a ring of history_length */
 	unsigned hist_next, hist_count;
 	unsigned char salt[16];		/* XEP-0421 occupant ids */
+	struct invitation *invites;	/* the last INVITES_KEPT (muc_request.c) */
+	unsigned inv_next;
 	bool stored;			/* a row in muc_rooms */
 	struct room *next;
 };
@@ -125,6 +132,16 @@ struct muc {
 
 /* mod_muc.c: the rooms are read back; what waited is handled now. */
 void muc_loaded(struct muc *muc);
+/* Whether o may send one more message now (message-rate, message-burst). */
+bool muc_rate_ok(struct muc *muc, struct occupant *o);
+
+/* muc_request.c: a message to the room that is not groupchat (o NULL for a
+ * non-occupant); false if it is none of invitation, decline, voice request. */
+bool muc_room_request(struct muc *muc, struct room *r, struct occupant *o,
+		      const struct xml_node *st, const struct jid *from);
+void muc_invitations_free(struct room *r);
+/* The value of a data form's field var (malloc'd), or NULL. */
+char *muc_form_value(const struct xml_node *x, const char *var);
 
 
 /* muc_room.c: rooms and occupants */
@@ -152,6 +169,8 @@ unsigned muc_owners(const struct room *r);
 
 /* muc_room.c: what the room sends */
 void muc_send_to(const struct xml_node *st, const char *from, const struct jid *to);
+/* st (not consumed, from set, no 'to') to each resource of occupant `to`. */
+void muc_route_to(const struct xml_node *st, const struct occupant *to);
 /* An error back to the sender of st (never for an error). */
 void muc_reply_error(const struct xml_node *st, const char *type, const char *cond,
 		     const char *text);

@@ -79,6 +79,7 @@ void muc_room_free(struct room *r)
 		xml_unref(r->history[i].msg);
 	free(r->history);
 	xml_unref(r->subject);
+	muc_invitations_free(r);
 	jid_free(r->jid);
 	muc_config_free(&r->cfg);
 	free(r);
@@ -235,6 +236,11 @@ void muc_send_to(const struct xml_node *st, const char *from, const struct jid *
 	xml_attr_set(c, "from", from);
 	xml_attr_set(c, "to", to->full);
 	router_route(c);
+}
+
+void muc_route_to(const struct xml_node *st, const struct occupant *to)
+{
+	router_route_shared(st, to->real);
 }
 
 /* An error back to the sender of st (never for an error). */

@@ -2315,6 +2315,166 @@ static void t_destroy_room(void)
 		  "got: %s", xt_raw(n));
 }
 
+/* The message m[i] gets from room3's bare JID with this muc#user child
+ * (invite, decline) or a form (NULL), within the timeout. */
+static bool room_note3(int i, const char *child, struct ev *e)
+{
+	char tag[32];
+	long long end = now_ms() + wait_ms;
+
+	snprintf(tag, sizeof(tag), "<%s ", child ? child : "x xmlns='" NS_XDATA "'");
+	while (now_ms() < end && wait_ev(m[i], e, "message", NULL, r3j(NULL)))
+		if (strstr(e->raw, tag))
+			return true;
+	return false;
+}
+
+/* §7.8.2: mediated invitations and declines. */
+static void t_invite(void)
+{
+	const char *bad = "invite: an invitation without a valid 'to' gets jid-malformed";
+	const char *sent = "invite: m8 gets the owner's invitation from room3: invite from m1's "
+			   "bare JID, the reason, the password, and a jabber:x:conference "
+			   "element";
+	const char *declined = "decline: m8's decline reaches m1 from room3, with decline from "
+			       "m8's bare JID and the reason";
+	const char *again = "decline: a decline for no pending invitation gets item-not-found, "
+			    "and nobody is told";
+	const char *forbid = "invite: in a members-only room a participant's invitation gets "
+			     "forbidden";
+	const char *member = "invite: in a members-only room the owner's invitee becomes a "
+			     "member and enters";
+	char want[400];
+	struct ev e, d;
+	bool got;
+
+	if (!need3(1, "boss") || !need3(2, "two") || !m[8] ||
+	    !config3("passwordprotectedroom", "1", "roomsecret", "sesame", NULL)) {
+		fail_all("set-up: room3 with boss and two, a password, m8 online", bad, sent,
+			 declined, again, forbid, member, NULL);
+		return;
+	}
+	only_boss3(1u << 2);	/* nobody else is in when members-only comes */
+	xt_sendf(m[1], "<message to='%s'><x xmlns='" NS_MUC_USER "'><invite to='@@'/></x>"
+		 "</message>", r3j(NULL));
+	got = wait_ev(m[1], &e, "message", "error", NULL);
+	xt_report(bad, got && eq(e.cond, "jid-malformed"), "got: %s", raw_or(&e));
+	xt_sendf(m[1], "<message to='%s' id='inv1'><x xmlns='" NS_MUC_USER "'><invite to='%s'>"
+		 "<reason>come in</reason></invite></x></message>", r3j(NULL), bare_jid(8));
+	got = room_note3(8, "invite", &e);
+	snprintf(want, sizeof(want), "<invite from='%s'>", bare_jid(1));
+	xt_report(sent, got && strstr(e.raw, want) && strstr(e.raw, "<reason>come in</reason>") &&
+		  strstr(e.raw, "<password>sesame</password>") && eq(e.id, "inv1") &&
+		  strstr(e.raw, "jabber:x:conference"), "got: %s", raw_or(&e));
+	xt_sendf(m[8], "<message to='%s'><x xmlns='" NS_MUC_USER "'><decline to='%s'>"
+		 "<reason>busy</reason></decline></x></message>", r3j(NULL), bare_jid(1));
+	got = room_note3(1, "decline", &d);
+	snprintf(want, sizeof(want), "<decline from='%s'>", bare_jid(8));
+	xt_report(declined, got && strstr(d.raw, want) && strstr(d.raw, "<reason>busy</reason>"),
+		  "got: %s", raw_or(&d));
+	xt_sendf(m[8], "<message to='%s'><x xmlns='" NS_MUC_USER "'><decline to='%s'/></x>"
+		 "</message>", r3j(NULL), bare_jid(1));
+	got = wait_ev(m[8], &e, "message", "error", NULL);
+	sync_all();
+	xt_report(again, got && eq(e.cond, "item-not-found") && !room_note3(1, "decline", &d),
+		  "m8 got: %s; m1 got: %s", raw_or(&e), raw_or(&d));
+	if (!affiliate3(2, "member") || !config3("membersonly", "1", NULL)) {
+		fail_all("set-up: room3 members-only, m2 a member in it", forbid, member, NULL);
+		reset3();
+		return;
+	}
+	xt_sendf(m[2], "<message to='%s'><x xmlns='" NS_MUC_USER "'><invite to='%s'/></x>"
+		 "</message>", r3j(NULL), bare_jid(8));
+	got = wait_ev(m[2], &e, "message", "error", NULL);
+	xt_report(forbid, got && eq(e.cond, "forbidden"), "got: %s", raw_or(&e));
+	xt_sendf(m[1], "<message to='%s'><x xmlns='" NS_MUC_USER "'><invite to='%s'/></x>"
+		 "</message>", r3j(NULL), bare_jid(8));
+	got = room_note3(8, "invite", &e) && join3(8, "guest", NULL, &d);
+	xt_report(member, got && eq(d.aff, "member"), "invitation: %s; join: %s", raw_or(&e),
+		  raw_or(&d));
+	leave3(8);
+	leave3(2);
+	affiliate3(8, "none");
+	affiliate3(2, "none");
+	reset3();
+}
+
+/* XEP-0249: a direct invitation is a message from user to user, which the
+ * server passes on as it is. */
+static void t_direct_invite(void)
+{
+	const char *ok = "direct invitation (XEP-0249): m8 gets m1's jabber:x:conference "
+			 "invitation as sent, with jid, password and reason";
+	char from[320];
+	struct xt_node *n;
+	bool got = false;
+
+	if (!m[1] || !m[8]) {
+		fail_all("set-up: m1 and m8 online", ok, NULL);
+		return;
+	}
+	snprintf(from, sizeof(from), "%s/r", bare_jid(1));
+	xt_sendf(m[1], "<message to='%s'><x xmlns='jabber:x:conference' jid='%s' "
+		 "password='sesame' reason='come in'/></message>", bare_jid(8), r3j(NULL));
+	while (!got && (n = xt_read(m[8])))
+		got = xt_is(n, XT_NS_CLIENT, "message") && eq(xt_attr(n, "from"), from) &&
+		      (n = xt_child(n, "jabber:x:conference", "x")) &&
+		      eq(xt_attr(n, "jid"), r3j(NULL)) && eq(xt_attr(n, "password"), "sesame") &&
+		      eq(xt_attr(n, "reason"), "come in");
+	xt_report(ok, got, "m8 got no such message");
+}
+
+/* §7.13, §8.6: a visitor asks for voice; a moderator approves with the form. */
+static void t_voice_request(void)
+{
+	const char *form = "voice request: the moderator gets the muc#request form with the "
+			   "visitor's JID, nick and muc#request_allow";
+	const char *granted = "voice request: the moderator's approval makes the visitor a "
+			      "participant, and it is told";
+	const char *twice = "voice request: asking with voice already gets not-acceptable";
+	char want[400];
+	struct ev e;
+	bool got;
+
+	if (!need3(1, "boss") || !m[6] || !config3("moderatedroom", "1", NULL)) {
+		fail_all("set-up: room3 moderated with boss, m6 online", form, granted, twice,
+			 NULL);
+		return;
+	}
+	if (!join3(6, "asker", NULL, &e) || !eq(e.role, "visitor")) {
+		fail_all("set-up: m6 in room3 as a visitor", form, granted, twice, NULL);
+		reset3();
+		return;
+	}
+	sync_all();
+	xt_sendf(m[6], "<message to='%s'><x xmlns='" NS_XDATA "' type='submit'>"
+		 "<field var='FORM_TYPE'><value>" NS_MUC "#request</value></field>"
+		 "<field var='muc#role'><value>participant</value></field></x></message>",
+		 r3j(NULL));
+	got = room_note3(1, NULL, &e);
+	snprintf(want, sizeof(want), "<value>%s/", bare_jid(6));
+	xt_report(form, got && strstr(e.raw, want) && strstr(e.raw, "<value>asker</value>") &&
+		  strstr(e.raw, "muc#request_allow") && strstr(e.raw, NS_MUC "#request"),
+		  "got: %s", raw_or(&e));
+	xt_sendf(m[1], "<message to='%s'><x xmlns='" NS_XDATA "' type='submit'>"
+		 "<field var='FORM_TYPE'><value>" NS_MUC "#request</value></field>"
+		 "<field var='muc#role'><value>participant</value></field>"
+		 "<field var='muc#roomnick'><value>asker</value></field>"
+		 "<field var='muc#request_allow'><value>true</value></field></x></message>",
+		 r3j(NULL));
+	got = wait_ev(m[6], &e, "presence", NULL, r3j("asker"));
+	xt_report(granted, got && eq(e.role, "participant") && has_code(&e, 110), "got: %s",
+		  raw_or(&e));
+	xt_sendf(m[6], "<message to='%s'><x xmlns='" NS_XDATA "' type='submit'>"
+		 "<field var='FORM_TYPE'><value>" NS_MUC "#request</value></field>"
+		 "<field var='muc#role'><value>participant</value></field></x></message>",
+		 r3j(NULL));
+	got = wait_ev(m[6], &e, "message", "error", NULL);
+	xt_report(twice, got && eq(e.cond, "not-acceptable"), "got: %s", raw_or(&e));
+	leave3(6);
+	reset3();
+}
+
 int main(void)
 {
 	host = getenv("PARLEY_HOST");
@@ -2368,6 +2528,9 @@ int main(void)
 	t_whois();
 	t_change_subject();
 	t_max_users();
+	t_invite();
+	t_direct_invite();
+	t_voice_request();
 	t_destroy_room();
 	for (int i = 1; i <= USERS; i++) {
 		if (m[i])
