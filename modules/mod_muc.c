@@ -64,6 +64,24 @@ static bool nick_ok(struct muc *muc, const char *nick)
 	return nick && *nick && (long long)strlen(nick) <= muc->o->max_nick_length;
 }
 
+/* §7.2.9: one more resource of o's user enters under its nick. It gets what a
+ * joiner gets; the others see no change. */
+static void join_resource(struct muc *muc, struct room *r, struct occupant *o,
+			  const struct xml_node *st, const struct jid *from)
+{
+	if (muc_resource_add(o, from) < 0) {
+		muc_reply_error(st, "wait", "resource-constraint", "too many of your resources "
+				"are in this room under that nick");
+		return;
+	}
+	for (const struct occupant *y = r->occupants; y; y = y->next)
+		if (y != o && muc_presence_shown(r, y))
+			muc_send_presence_to(y, o, from, false, NULL, NULL, NULL);
+	muc_send_presence_to(o, o, from, false, NULL, NULL, NULL);
+	muc_send_history(muc, r, from, st);
+	muc_send_subject(r, from);
+}
+
 static void join(struct muc *muc, struct room *r, struct xml_node *st, const struct jid *from,
 		 const struct jid *to)
 {
@@ -100,10 +118,17 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 		muc_reply_error(st, "auth", "registration-required", "this room is for members");
 		return;	/* §7.2.5 */
 	}
-	/* One resource per nick for now (§7.2.9); several resources of one user
-	 * under one nick come with the rest of the group-chat work. */
-	if (r && muc_by_nick(r, to->resource)) {
-		muc_reply_error(st, "cancel", "conflict", "that nick is in use in this room");
+	if (r && muc_nick_reserved(r, to->resource, from)) {
+		muc_reply_error(st, "cancel", "conflict", "that nick is reserved in this room");
+		return;	/* §7.12 */
+	}
+	/* §7.2.9: the nick is taken, unless by the same user from another
+	 * resource, which then shares it. */
+	if (r && (o = muc_by_nick(r, to->resource))) {
+		if (jid_bare_eq(o->real, from))
+			join_resource(muc, r, o, st, from);
+		else
+			muc_reply_error(st, "cancel", "conflict", "that nick is in use in this room");
 		return;
 	}
 	if (r && aff < AFF_ADMIN && r->count >= (unsigned)r->cfg.max_users) {
@@ -164,14 +189,20 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 		muc_send_presence_of(o, o, false, NULL, created, NULL);
 	else
 		muc_broadcast_join(r, o, r->cfg.whois_anyone ? open_jids : NULL);
-	muc_send_history(muc, r, o, st);
-	muc_send_subject(r, o);
+	muc_send_history(muc, r, o->real, st);
+	muc_send_subject(r, o->real);
 }
 
-static void leave(struct muc *muc, struct room *r, struct occupant *o, const struct xml_node *st)
+static void leave(struct muc *muc, struct room *r, struct occupant *o, const struct xml_node *st,
+		  const struct jid *from)
 {
 	struct xml_node *status = st ? xml_child(st, "status", NULL) : NULL;
 
+	/* One of several resources under the nick: only it is told (110). */
+	if (muc_resource_remove(o, from)) {
+		muc_send_presence_to(o, o, from, true, NULL, NULL, NULL);
+		return;
+	}
 	if (status) {
 		/* §7.14: the leaving occupant's status goes with its unavailable. */
 		xml_unref(o->presence);
@@ -195,8 +226,14 @@ static void change_nick(struct muc *muc, struct room *r, struct occupant *o,
 		muc_reply_error(st, "modify", "jid-malformed", "a nick is needed, and not that long");
 		return;
 	}
-	if (taken) {
-		muc_reply_error(st, "cancel", "conflict", "that nick is in use in this room");
+	if (taken || muc_nick_reserved(r, to->resource, o->real)) {
+		muc_reply_error(st, "cancel", "conflict", taken ? "that nick is in use in this "
+				"room" : "that nick is reserved in this room");
+		return;
+	}
+	if (o->nothers) {
+		muc_reply_error(st, "modify", "not-acceptable", "your other resources in the room "
+				"use this nick; change it when they have left");
 		return;
 	}
 	nick = strdup(to->resource);
@@ -227,7 +264,7 @@ static void on_presence(struct muc *muc, struct xml_node *st, const struct jid *
 
 	if (type && strcmp(type, "unavailable") == 0) {
 		if (o)
-			leave(muc, r, o, st);
+			leave(muc, r, o, st, from);
 		return;
 	}
 	if (type)
@@ -352,7 +389,7 @@ static void groupchat(struct muc *muc, struct room *r, struct occupant *o, struc
 	/* One tree and one serialization for every occupant (router_route_shared). */
 	sender = delivery_enter(NULL);
 	for (const struct occupant *to = r->occupants; to; to = to->next)
-		router_route_shared(m, to->real);
+		muc_route_to(m, to);
 	delivery_leave(sender);
 	if (subject) {
 		/* Kept for joiners, with when it was set (§7.2.15); occupants'
@@ -430,8 +467,11 @@ static void on_message(struct muc *muc, struct xml_node *st, const struct jid *f
 	}
 	if (!(m = xml_copy(st)))
 		return;
+	/* §7.2.9: to each of the target's resources (RECOMMENDED) */
 	add_occupant_id(m, o);
-	muc_send_to(m, o->jid->full, target->real);
+	xml_attr_set(m, "from", o->jid->full);
+	xml_attr_set(m, "to", NULL);
+	muc_route_to(m, target);
 	xml_unref(m);
 }
 
@@ -460,7 +500,7 @@ static void room_info(const struct room *r, const struct xml_node *st)
 		c->moderated ? "muc_moderated" : "muc_unmoderated",
 		c->whois_anyone ? "muc_nonanonymous" : "muc_semianonymous",
 		c->password ? "muc_passwordprotected" : "muc_unsecured", NS_DISCO_INFO,
-		NS_DISCO_ITEMS, NS_SID, NS_OCCUPANT_ID,
+		NS_DISCO_ITEMS, NS_SID, NS_OCCUPANT_ID, "jabber:iq:register",
 		/* XEP-0410 §4: the room answers self-pings itself */
 		NS_MUC "#self-ping-optimization",
 		c->archive ? NS_MAM : NULL, NULL,
@@ -531,6 +571,15 @@ static void on_iq(struct muc *muc, struct xml_node *st, const struct jid *from,
 	if (!strcmp(type, "get") && !strcmp(payload->ns, NS_DISCO_INFO) &&
 	    !xml_attr(payload, "node")) {
 		room_info(r, st);
+		return;
+	}
+	if (!strcmp(type, "get") && !strcmp(payload->ns, NS_DISCO_INFO) &&
+	    xml_attr(payload, "node") && !strcmp(xml_attr(payload, "node"), "x-roomuser-item")) {
+		muc_reserved_nick(r, st, from);
+		return;
+	}
+	if (!strcmp(payload->ns, "jabber:iq:register") && !strcmp(payload->name, "query")) {
+		muc_register(muc, r, st, payload, from);
 		return;
 	}
 	if (!strcmp(type, "get") && !strcmp(payload->ns, NS_DISCO_ITEMS)) {

@@ -9,6 +9,7 @@
  * muc_store.c  persistent rooms and the room archive in PostgreSQL
  * muc_mam.c    XEP-0313 queries on the room archive
  * muc_request.c  invitations and declines, voice requests (§7.8, §7.13, §8.6)
+ * muc_register.c registration with a room and reserved nicks (§7.10, §7.12)
  */
 #ifndef PARLEY_MUC_H
 #define PARLEY_MUC_H
@@ -55,10 +56,14 @@ extern const char *const muc_affiliation_names[];
 
 struct room;
 
+#define MUC_RESOURCES_MAX 16	/* resources of one user under one nick */
+
 struct occupant {
 	const struct room *room;
 	char *nick;
-	struct jid *real;		/* the occupant's full JID */
+	struct jid *real;		/* the occupant's full JID (its first resource) */
+	struct jid **others;		/* more resources of that user under the nick */
+	unsigned nothers;		/* (§7.2.9), at most MUC_RESOURCES_MAX - 1 */
 	struct jid *jid;		/* room@service/nick */
 	enum role role;
 	enum affiliation affiliation;
@@ -140,6 +145,13 @@ bool muc_rate_ok(struct muc *muc, struct occupant *o);
 bool muc_room_request(struct muc *muc, struct room *r, struct occupant *o,
 		      const struct xml_node *st, const struct jid *from);
 void muc_invitations_free(struct room *r);
+/* muc_register.c: jabber:iq:register on the room (§7.10). */
+void muc_register(struct muc *muc, struct room *r, const struct xml_node *st,
+		  const struct xml_node *query, const struct jid *from);
+/* disco#info node x-roomuser-item: the user's reserved nick (§7.12). */
+void muc_reserved_nick(const struct room *r, const struct xml_node *st, const struct jid *from);
+/* Whether nick is reserved by someone other than from's bare JID. */
+bool muc_nick_reserved(const struct room *r, const char *nick, const struct jid *from);
 /* The value of a data form's field var (malloc'd), or NULL. */
 char *muc_form_value(const struct xml_node *x, const char *var);
 
@@ -147,7 +159,18 @@ char *muc_form_value(const struct xml_node *x, const char *var);
 /* muc_room.c: rooms and occupants */
 struct room *muc_room_find(struct muc *muc, const struct jid *to);
 struct occupant *muc_by_nick(const struct room *r, const char *nick);
+/* The occupant one of whose resources is real. */
 struct occupant *muc_by_real(const struct room *r, const struct jid *real);
+/* o's resources: real, then the others. */
+static inline unsigned muc_resources(const struct occupant *o) { return 1 + o->nothers; }
+static inline const struct jid *muc_resource(const struct occupant *o, unsigned i)
+{
+	return i ? o->others[i - 1] : o->real;
+}
+/* Adds resource real to o (0), or -1 (too many, or no memory). */
+int muc_resource_add(struct occupant *o, const struct jid *real);
+/* Removes resource real from o; false if it was its only one. */
+bool muc_resource_remove(struct occupant *o, const struct jid *real);
 void muc_occupant_free(struct occupant *o);
 void muc_occupant_unlink(struct room *r, struct occupant *o);
 void muc_room_free(struct room *r);
@@ -179,9 +202,14 @@ void muc_iq_result(const struct xml_node *st, struct xml_node *payload);
 void muc_add_status(struct xml_node *x, const char *code);
 void muc_add_feature(struct xml_node *q, const char *var);
 void muc_add_delay(struct xml_node *m, const struct room *r, time_t at);
+/* o's presence as occupant `to` sees it, to each of to's resources. */
 void muc_send_presence_of(const struct occupant *o, const struct occupant *to,
 			  bool unavailable, const char *new_nick, const char *const *codes,
 			  const char *reason);
+/* The same to one resource, real, of viewer. */
+void muc_send_presence_to(const struct occupant *o, const struct occupant *viewer,
+			  const struct jid *real, bool unavailable, const char *new_nick,
+			  const char *const *codes, const char *reason);
 void muc_broadcast_presence(const struct room *r, const struct occupant *o,
 			    bool unavailable, const char *new_nick, const char *const *codes,
 			    const char *reason);
@@ -189,14 +217,14 @@ void muc_broadcast_presence(const struct room *r, const struct occupant *o,
 void muc_broadcast_join(const struct room *r, const struct occupant *o,
 			const char *const *self_codes);
 bool muc_presence_shown(const struct room *r, const struct occupant *o);
-void muc_send_subject(const struct room *r, const struct occupant *to);
+void muc_send_subject(const struct room *r, const struct jid *real);
 /* What the room keeps of a presence: its content without the MUC <x/>s. */
 struct xml_node *muc_kept_presence(const struct xml_node *st);
 
 /* muc_room.c: history (§7.2.14) */
 /* Keeps a copy of m, stamped with <delay/> for at. */
 void muc_history_add(struct muc *muc, struct room *r, const struct xml_node *m, time_t at);
-void muc_send_history(struct muc *muc, struct room *r, const struct occupant *to,
+void muc_send_history(struct muc *muc, struct room *r, const struct jid *real,
 		      const struct xml_node *join);
 /* XEP-0082 date-time, UTC or with an offset; fractions ignored. -1 if bad. */
 time_t muc_parse_stamp(const char *s);

@@ -285,22 +285,19 @@ static int config_copy(const struct room_config *from, struct room_config *to)
  * their privacy did: 172 real JIDs now public, 173 no longer. */
 static void announce_change(const struct room *r, const char *privacy)
 {
-	for (const struct occupant *to = r->occupants; to; to = to->next) {
-		struct xml_node *m = xml_new("message", "jabber:client");
-		struct xml_node *x = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
+	struct xml_node *m = xml_new("message", "jabber:client");
+	struct xml_node *x = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
 
-		if (!x) {
-			xml_unref(m);
-			return;
-		}
+	if (x) {
 		muc_add_status(x, "104");
 		if (privacy)
 			muc_add_status(x, privacy);
 		xml_attr_set(m, "type", "groupchat");
 		xml_attr_set(m, "from", r->jid->full);
-		xml_attr_set(m, "to", to->real->full);
-		router_route(m);
+		for (const struct occupant *to = r->occupants; to; to = to->next)
+			muc_route_to(m, to);
 	}
+	xml_unref(m);
 }
 
 /* §10.2: a room made members-only sends its non-members out (322). */
@@ -345,8 +342,8 @@ static void destroy(struct muc *muc, struct room *r, const struct xml_node *st,
 			xml_add_text(rs, reason, strlen(reason));
 		xml_attr_set(p, "type", "unavailable");
 		xml_attr_set(p, "from", o->jid->full);
-		xml_attr_set(p, "to", o->real->full);
-		router_route(p);
+		muc_route_to(p, o);
+		xml_unref(p);
 	}
 	free(reason);
 	log_info("muc", "%s: destroyed by its owner", r->jid->full);

@@ -45,14 +45,57 @@ struct occupant *muc_by_nick(const struct room *r, const char *nick)
 struct occupant *muc_by_real(const struct room *r, const struct jid *real)
 {
 	for (struct occupant *o = r->occupants; o; o = o->next)
-		if (jid_eq(o->real, real))
-			return o;
+		for (unsigned i = 0; i < muc_resources(o); i++)
+			if (jid_eq(muc_resource(o, i), real))
+				return o;
 	return NULL;
+}
+
+int muc_resource_add(struct occupant *o, const struct jid *real)
+{
+	struct jid **more, *j;
+
+	if (muc_resources(o) >= MUC_RESOURCES_MAX)
+		return -1;
+	more = realloc(o->others, (o->nothers + 1) * sizeof(*more));
+	if (!more)
+		return -1;
+	o->others = more;
+	if (!(j = jid_copy(real)))
+		return -1;
+	o->others[o->nothers++] = j;
+	return 0;
+}
+
+bool muc_resource_remove(struct occupant *o, const struct jid *real)
+{
+	unsigned i;
+
+	if (!o->nothers)
+		return false;
+	for (i = 0; i < muc_resources(o) && !jid_eq(muc_resource(o, i), real); i++)
+		;
+	if (i == muc_resources(o))
+		return true;
+	if (i == 0) {
+		/* the next resource is the first now */
+		jid_free(o->real);
+		o->real = o->others[0];
+		i = 1;
+	} else {
+		jid_free(o->others[i - 1]);
+	}
+	memmove(&o->others[i - 1], &o->others[i], (o->nothers - i) * sizeof(*o->others));
+	o->nothers--;
+	return true;
 }
 
 void muc_occupant_free(struct occupant *o)
 {
 	free(o->nick);
+	for (unsigned i = 0; i < o->nothers; i++)
+		jid_free(o->others[i]);
+	free(o->others);
 	jid_free(o->real);
 	jid_free(o->jid);
 	xml_unref(o->presence);
@@ -240,7 +283,8 @@ void muc_send_to(const struct xml_node *st, const char *from, const struct jid *
 
 void muc_route_to(const struct xml_node *st, const struct occupant *to)
 {
-	router_route_shared(st, to->real);
+	for (unsigned i = 0; i < muc_resources(to); i++)
+		router_route_shared(st, muc_resource(to, i));
 }
 
 /* An error back to the sender of st (never for an error). */
@@ -325,13 +369,22 @@ void muc_send_presence_of(const struct occupant *o, const struct occupant *to,
 			     bool unavailable, const char *new_nick, const char *const *codes,
 			     const char *reason)
 {
-	struct xml_node *p = occupant_presence(o, sees_jid(o->room, to), to == o, unavailable,
-					       new_nick, codes, reason);
+	for (unsigned i = 0; i < muc_resources(to); i++)
+		muc_send_presence_to(o, to, muc_resource(to, i), unavailable, new_nick, codes,
+				     reason);
+}
+
+void muc_send_presence_to(const struct occupant *o, const struct occupant *viewer,
+			  const struct jid *real, bool unavailable, const char *new_nick,
+			  const char *const *codes, const char *reason)
+{
+	struct xml_node *p = occupant_presence(o, sees_jid(o->room, viewer), viewer == o,
+					       unavailable, new_nick, codes, reason);
 
 	if (!p)
 		return;
 	xml_attr_set(p, "from", o->jid->full);
-	xml_attr_set(p, "to", to->real->full);
+	xml_attr_set(p, "to", real->full);
 	router_route(p);
 }
 
@@ -360,7 +413,7 @@ static void broadcast(const struct room *r, const struct occupant *o, bool unava
 				continue;
 			xml_attr_set(seen[j], "from", o->jid->full);
 		}
-		router_route_shared(seen[j], to->real);
+		muc_route_to(seen[j], to);
 	}
 	xml_unref(seen[0]);
 	xml_unref(seen[1]);
@@ -386,12 +439,13 @@ bool muc_presence_shown(const struct room *r, const struct occupant *o)
 	return o->role == ROLE_NONE || (r->cfg.broadcast & (1u << o->role));
 }
 
-void muc_send_subject(const struct room *r, const struct occupant *to)
+void muc_send_subject(const struct room *r, const struct jid *real)
 {
 	struct xml_node *m;
 
 	if (r->subject) {
-		muc_send_to(r->subject, xml_attr(r->subject, "from"), to->real);
+		/* kept without 'to': one serialization for every joiner */
+		router_route_shared(r->subject, real);
 		return;
 	}
 	/* §7.2.15: the empty subject ends the join, so clients know it is done. */
@@ -399,7 +453,7 @@ void muc_send_subject(const struct room *r, const struct occupant *to)
 	if (m && xml_add_child(m, "subject", NULL)) {
 		xml_attr_set(m, "type", "groupchat");
 		xml_attr_set(m, "from", r->jid->full);
-		xml_attr_set(m, "to", to->real->full);
+		xml_attr_set(m, "to", real->full);
 		router_route(m);
 	} else {
 		xml_unref(m);
@@ -486,7 +540,7 @@ time_t muc_parse_stamp(const char *s)
 	return t == (time_t)-1 ? -1 : t - (oh * 3600 + om * 60);
 }
 
-void muc_send_history(struct muc *muc, struct room *r, const struct occupant *to,
+void muc_send_history(struct muc *muc, struct room *r, const struct jid *real,
 			 const struct xml_node *join)
 {
 	const struct xml_node *x = xml_child(join, "x", NS_MUC);
@@ -523,7 +577,7 @@ void muc_send_history(struct muc *muc, struct room *r, const struct occupant *to
 	while (n-- > 0) {
 		struct past *p = &r->history[(r->hist_next + len - 1 - n) % len];
 
-		muc_send_to(p->msg, xml_attr(p->msg, "from"), to->real);
+		router_route_shared(p->msg, real);	/* kept without 'to' */
 	}
 }
 

@@ -428,7 +428,9 @@ static struct room *room_from_row(struct muc *muc, const PGresult *res, int i)
 	if (!PQgetisnull(res, i, 2)) {
 		const char *subject = PQgetvalue(res, i, 2);
 
-		r->subject = xml_parse(subject, strlen(subject), e, sizeof(e));
+		/* sent to each joiner as it is, with the joiner's 'to' */
+		if ((r->subject = xml_parse(subject, strlen(subject), e, sizeof(e))))
+			xml_attr_set(r->subject, "to", NULL);
 	}
 	return r;
 }

@@ -2315,6 +2315,169 @@ static void t_destroy_room(void)
 		  "got: %s", xt_raw(n));
 }
 
+/* Reads c until a ping round trip ends; false if meanwhile a presence came
+ * from `from` (why says which). */
+static bool no_presence_from(struct xt *c, const char *from)
+{
+	struct xt_node *n;
+	char id[64];
+	bool none = true;
+
+	CP(id, xt_new_id(c));
+	xt_sendf(c, "<iq type='get' id='%s' to='%s'>" PING "</iq>", id, host);
+	while ((n = xt_read(c)) && !eq(xt_attr(n, "id"), id))
+		if (xt_is(n, XT_NS_CLIENT, "presence") && eq(xt_attr(n, "from"), from)) {
+			none = false;
+			why_add("got %s; ", xt_raw(n));
+		}
+	return none;
+}
+
+/* §7.2.9: two resources of one user under one nick. */
+static void t_resources(void)
+{
+	const char *enters = "several resources: m5's second resource enters as five: its own "
+			     "presence (110) and the others' come to it, and m1 sees no new "
+			     "presence from five";
+	const char *both = "several resources: m1's groupchat reaches both of m5's resources";
+	const char *sends = "several resources: the second resource's groupchat reaches m1 from "
+			    "room3/five";
+	const char *pm = "several resources: a private message to room3/five reaches both";
+	const char *one = "several resources: the second one leaving gets its own unavailable "
+			  "(110), and m1 sees five stay";
+	const char *nick = "several resources: a nick change while two are in gets "
+			   "not-acceptable";
+	char err[256], body[64];
+	struct xt *second;
+	struct ev e, e2;
+	int others = 0;
+	bool got, got2;
+
+	second = m[5] && need3(1, "boss") && need3(5, "five")
+		? xt_login("127.0.0.1", port, XT_TCP, host, "m5", pass, NULL, "r2", NULL, err,
+			   sizeof(err)) : NULL;
+	if (!second) {
+		fail_all("set-up: room3 with boss and five, m5 logged in twice", enters, both,
+			 sends, pm, one, nick, NULL);
+		return;
+	}
+	xt_sendf(second, "<presence/>");
+	sync_all();
+	xt_sendf(second, "<presence to='%s'><x xmlns='" NS_MUC "'/></presence>", r3j("five"));
+	got = false;
+	while (wait_ev(second, &e, "presence", NULL, NULL)) {
+		if (eq(e.from, r3j("five")) && (eq(e.type, "error") || has_code(&e, 110))) {
+			got = !eq(e.type, "error");
+			break;
+		}
+		others++;
+	}
+	why_reset();
+	xt_report(enters, got && others >= 1 && no_presence_from(m[1], r3j("five")),
+		  "own: %s; %d others; %s", got ? e.raw : "nothing", others, why);
+	xt_sendf(m[1], "<message to='%s' type='groupchat'><body>to both</body></message>",
+		 r3j(NULL));
+	got = wait_msg(m[5], &e, "groupchat", r3j("boss"), "to both", NULL);
+	got2 = wait_msg(second, &e2, "groupchat", r3j("boss"), "to both", NULL);
+	xt_report(both, got && got2, "first %s, second %s", got ? "got it" : "did not",
+		  got2 ? "got it" : "did not");
+	snprintf(body, sizeof(body), "from r2");
+	xt_sendf(second, "<message to='%s' type='groupchat'><body>%s</body></message>",
+		 r3j(NULL), body);
+	got = wait_msg(m[1], &e, "groupchat", r3j("five"), body, NULL);
+	xt_report(sends, got, "m1 got nothing");
+	xt_sendf(m[1], "<message to='%s' type='chat'><body>psst</body></message>", r3j("five"));
+	got = wait_msg(m[5], &e, "chat", r3j("boss"), "psst", NULL);
+	got2 = wait_msg(second, &e2, "chat", r3j("boss"), "psst", NULL);
+	xt_report(pm, got && got2, "first %s, second %s", got ? "got it" : "did not",
+		  got2 ? "got it" : "did not");
+	xt_sendf(m[5], "<presence to='%s'/>", r3j("fifth"));
+	got = wait_ev(m[5], &e, "presence", "error", NULL);
+	xt_report(nick, got && eq(e.cond, "not-acceptable"), "got: %s", raw_or(&e));
+	xt_sendf(second, "<presence type='unavailable' to='%s'/>", r3j("five"));
+	got = wait_ev(second, &e, "presence", "unavailable", r3j("five"));
+	why_reset();
+	xt_report(one, got && has_code(&e, 110) && no_presence_from(m[1], r3j("five")),
+		  "second got: %s; %s", got ? e.raw : "nothing", why);
+	xt_sendf(second, "</stream:stream>");
+	xt_free(second);
+	leave3(5);
+}
+
+/* The disco#info of node x-roomuser-item from m[i]: the reserved nick, "" if
+ * none, NULL on an error. */
+static const char *reserved_nick(int i)
+{
+	static char nick[64];
+	struct xt_node *n = xt_iq(m[i], "get", r3j(NULL), "<query xmlns='" XT_NS_DISCO_INFO "' "
+				  "node='x-roomuser-item'/>");
+	struct xt_node *q = xt_child(n, XT_NS_DISCO_INFO, "query");
+	struct xt_node *id = xt_child(q, XT_NS_DISCO_INFO, "identity");
+
+	if (!n || !eq(xt_attr(n, "type"), "result") || !q)
+		return NULL;
+	CP(nick, id ? xt_attr(id, "name") : "");
+	return nick;
+}
+
+static bool register3(int i, const char *payload, struct ev *res)
+{
+	char q[1024];
+
+	snprintf(q, sizeof(q), "<query xmlns='jabber:iq:register'>%s</query>", payload);
+	return muc_iq(i, r3j(NULL), payload[0] ? "set" : "get", q, res);
+}
+
+#define REG_FORM(nick) "<x xmlns='" NS_XDATA "' type='submit'><field var='FORM_TYPE'>" \
+	"<value>" NS_MUC "#register</value></field><field var='muc#register_roomnick'>" \
+	"<value>" nick "</value></field></x>"
+
+/* §7.10 registration, §7.12 reserved nicks. */
+static void t_register(void)
+{
+	const char *form = "register: a get gets the muc#register form with "
+			   "muc#register_roomnick";
+	const char *done = "register: m2's submit with nick fourth gets a result, and "
+			   "x-roomuser-item says fourth";
+	const char *taken = "register: m6's join as fourth gets conflict (reserved)";
+	const char *dup = "register: m6 registering fourth gets conflict";
+	const char *enters = "register: m2 enters as fourth, a member";
+	const char *removed = "register: <remove/> gets a result; x-roomuser-item is empty, and "
+			      "m6 may enter as fourth";
+	const char *nick;
+	struct ev e;
+	bool got;
+
+	if (!need3(1, "boss") || !m[2] || !m[6]) {
+		fail_all("set-up: room3 with boss, m2 and m6 online", form, done, taken, dup,
+			 enters, removed, NULL);
+		return;
+	}
+	leave3(2);
+	leave3(6);
+	got = register3(2, "", &e);
+	xt_report(form, got && is_result(&e) && strstr(e.raw, "muc#register_roomnick") &&
+		  strstr(e.raw, NS_MUC "#register"), "got: %s", raw_or(&e));
+	got = register3(2, REG_FORM("fourth"), &e);
+	nick = reserved_nick(2);
+	xt_report(done, got && is_result(&e) && eq(nick, "fourth"), "got: %s; nick %s",
+		  raw_or(&e), nick ? nick : "(error)");
+	got = join3(6, "fourth", NULL, &e);
+	xt_report(taken, !got && eq(e.type, "error") && eq(e.cond, "conflict"), "got: %s",
+		  raw_or(&e));
+	got = register3(6, REG_FORM("fourth"), &e);
+	xt_report(dup, got && is_error(&e, "conflict"), "got: %s", raw_or(&e));
+	got = join3(2, "fourth", NULL, &e);
+	xt_report(enters, got && eq(e.aff, "member"), "got: %s", raw_or(&e));
+	leave3(2);
+	got = register3(2, "<remove/>", &e) && is_result(&e);
+	nick = reserved_nick(2);
+	got = got && eq(nick, "") && join3(6, "fourth", NULL, &e);
+	xt_report(removed, got, "nick %s; m6's join: %s", nick ? nick : "(error)", raw_or(&e));
+	leave3(6);
+	affiliate3(2, "none");
+}
+
 /* The message m[i] gets from room3's bare JID with this muc#user child
  * (invite, decline) or a form (NULL), within the timeout. */
 static bool room_note3(int i, const char *child, struct ev *e)
@@ -2528,6 +2691,8 @@ int main(void)
 	t_whois();
 	t_change_subject();
 	t_max_users();
+	t_resources();
+	t_register();
 	t_invite();
 	t_direct_invite();
 	t_voice_request();
