@@ -707,21 +707,81 @@ static int on_stanza(struct module *m, struct xml_node *st, const struct jid *fr
 
 /* ---- the service ---- */
 
-/* §6.3: the public rooms (every room is public for now), unlocked ones. */
+/* The room list's page when the client asks for none, and the most it may. */
+#define ROOMS_PAGE 100
+#define ROOMS_PAGE_MAX 1000
+
+static bool listed(const struct room *r) { return !r->locked && r->cfg.public_room; }
+
+static void rsm_text(struct xml_node *set, const char *name, const char *text)
+{
+	struct xml_node *c = xml_add_child(set, name, NULL);
+
+	if (c)
+		xml_add_text(c, text, strlen(text));
+}
+
+/* §6.3: the public, unlocked rooms, paged with XEP-0059 (max, after by room
+ * JID, an empty <before/> for the last page); a list longer than a page is
+ * paged even when the client did not ask (XEP-0059 §2.6). */
 static int service_items(struct iq *iq)
 {
 	struct muc *muc = module_data(iq->m);
-	struct xml_node *q = xml_new("query", NS_DISCO_ITEMS);
+	const struct xml_node *set = xml_child(iq->payload, "set", NS_RSM);
+	char *maxs = set ? xml_child_text(set, "max", NULL) : NULL;
+	char *after = set ? xml_child_text(set, "after", NULL) : NULL;
+	bool last_page = set && xml_child(set, "before", NULL);
+	long max = maxs ? strtol(maxs, NULL, 10) : ROOMS_PAGE;
+	unsigned total = 0, index = 0, shown = 0, skip = 0;
+	const struct room *first = NULL, *last = NULL, *r;
+	struct xml_node *q = xml_new("query", NS_DISCO_ITEMS), *rs;
+	char num[16];
 
+	free(maxs);
+	if (max < 0 || max > ROOMS_PAGE_MAX)
+		max = ROOMS_PAGE_MAX;
+	for (r = muc->rooms; r; r = r->next)
+		total += listed(r);
+	if (after) {
+		for (r = muc->rooms; r && !(listed(r) && strcmp(r->jid->full, after) == 0);
+		     r = r->next)
+			index += listed(r);
+		free(after);
+		if (!r) {
+			xml_unref(q);
+			return iq_error(iq, "item-not-found", "no such room to page after");
+		}
+		index++;
+	} else if (last_page && total > (unsigned long)max) {
+		index = total - (unsigned)max;
+	}
 	if (!q)
 		return -1;
-	for (struct room *r = muc->rooms; r; r = r->next) {
+	for (r = muc->rooms; r && shown < (unsigned long)max; r = r->next) {
 		struct xml_node *item;
 
-		if (r->locked || !r->cfg.public_room || !(item = xml_add_child(q, "item", NULL)))
+		if (!listed(r) || skip++ < index)
 			continue;
+		if (!(item = xml_add_child(q, "item", NULL)))
+			break;
 		xml_attr_set(item, "jid", r->jid->full);
-		xml_attr_set(item, "name", r->jid->local);
+		xml_attr_set(item, "name", r->cfg.name ? r->cfg.name : r->jid->local);
+		if (!first)
+			first = r;
+		last = r;
+		shown++;
+	}
+	if ((set || total > shown) && (rs = xml_add_child(q, "set", NS_RSM))) {
+		if (first && (rs = xml_add_child(rs, "first", NULL))) {
+			snprintf(num, sizeof(num), "%u", index);
+			xml_attr_set(rs, "index", num);
+			xml_add_text(rs, first->jid->full, strlen(first->jid->full));
+			rs = rs->parent;
+		}
+		if (last)
+			rsm_text(rs, "last", last->jid->full);
+		snprintf(num, sizeof(num), "%u", total);
+		rsm_text(rs, "count", num);
 	}
 	return iq_reply(iq, q);
 }

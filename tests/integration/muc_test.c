@@ -527,6 +527,69 @@ static void t_disco_service(void)
 		  ident && feature, "got: %s", xt_raw(n));
 }
 
+/* XEP-0059 on the service's room list (§6.3): pages of max 2 by 'after'
+ * cover every public room once, with <count/>; an unknown 'after' is
+ * item-not-found. */
+static void t_room_list_paging(void)
+{
+	const char *pages = "room list: pages of 2 (RSM after) list each public room once, "
+			    "as many as <count/> says, pg1..pg3 among them";
+	const char *unknown = "room list: after an unknown room gets item-not-found";
+	static char nicks[USERS + 1][64];
+	const char *names[] = { "pg1", "pg2", "pg3" };
+	char seen[64][320], q[1024], after[320] = "";
+	int nseen = 0, count = -1, pg = 0, rounds = 0;
+	bool dup = false, more = true;
+	struct xt_node *n, *set, *c;
+
+	for (int k = 0; k < 3; k++) {
+		nicks[1][0] = '\0';
+		if (!need_in(names[k], nicks, 1, "lister")) {
+			fail_all("set-up: m1 creates pg1..pg3", pages, unknown, NULL);
+			return;
+		}
+	}
+	why_reset();
+	while (more && rounds++ < 40) {
+		snprintf(q, sizeof(q), "<query xmlns='" NS_DISCO_ITEMS "'><set xmlns='"
+			 "http://jabber.org/protocol/rsm'><max>2</max>%s%s%s</set></query>",
+			 after[0] ? "<after>" : "", after, after[0] ? "</after>" : "");
+		n = xt_iq(m[1], "get", muc, q);
+		c = xt_child(n, NS_DISCO_ITEMS, "query");
+		set = xt_child(c, "http://jabber.org/protocol/rsm", "set");
+		more = false;
+		for (struct xt_node *it = c ? c->children : NULL; it; it = it->next) {
+			const char *jid = xt_attr(it, "jid");
+
+			if (!xt_is(it, NS_DISCO_ITEMS, "item") || !jid || nseen == 64)
+				continue;
+			for (int k = 0; k < nseen; k++)
+				dup |= eq(seen[k], jid);
+			CP(seen[nseen], jid);
+			nseen++;
+			for (int k = 0; k < 3; k++)
+				pg += eq(jid, rjr(names[k], NULL));
+			CP(after, jid);
+			more = true;
+		}
+		if (xt_child(set, "http://jabber.org/protocol/rsm", "count"))
+			count = atoi(xt_child(set, "http://jabber.org/protocol/rsm", "count")->text);
+		if (!set)
+			why_add("no <set/> in %s; ", xt_raw(n));
+	}
+	xt_report(pages, !dup && pg == 3 && count == nseen, "%d listed (count %d), %d of pg1..3%s; "
+		  "%s", nseen, count, pg, dup ? ", some twice" : "", why);
+	n = xt_iq(m[1], "get", muc, "<query xmlns='" NS_DISCO_ITEMS "'><set xmlns='"
+		  "http://jabber.org/protocol/rsm'><after>nosuch@nowhere</after></set></query>");
+	xt_report(unknown, n && eq(xt_attr(n, "type"), "error") &&
+		  eq(xt_condition(xt_stanza_error(n), XT_NS_STANZA_ERR), "item-not-found"),
+		  "got: %s", xt_raw(n));
+	for (int k = 0; k < 3; k++) {
+		CP(nicks[1], "lister");
+		leave_in(names[k], nicks, 1);
+	}
+}
+
 /* §10.1.1: the first join creates the room; the creator is its owner. */
 static void t_create(void)
 {
@@ -2662,6 +2725,7 @@ int main(void)
 	for (int i = 1; i <= USERS; i++)
 		m[i] = online(i);
 	t_disco_service();
+	t_room_list_paging();
 	t_create();
 	t_locked();
 	t_join();
