@@ -8,10 +8,14 @@
  * server shows as "send_skipped" and not as a queue in the bench. The
  * bench's own load is measured over the sending window only, so that the
  * parent can tell when a step measured the bench and not the server.
+ *
+ * The muc scenario reuses the ticks and steps: it names the senders (the
+ * occupants) and builds the messages (to the room) through a chat_builder.
  */
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -34,6 +38,7 @@ static uint64_t step_end, step_cpu0, step_sent;
 static double step_rate;
 static uint32_t *online_all, n_online_all;	/* account numbers */
 static uint32_t *online_local, n_online_local;	/* slots of this worker */
+static chat_builder *builder;			/* NULL: 1:1 to online_all */
 
 /* ---- in a worker ---- */
 
@@ -46,6 +51,13 @@ void chat_set_online(const uint8_t *map)
 	for (uint32_t i = 0; i < W.nslots; i++)
 		if (W.s[i].state == S_ONLINE)
 			online_local[n_online_local++] = i;
+}
+
+void chat_set_senders(const uint32_t *slots, uint32_t n, chat_builder *build)
+{
+	memcpy(online_local, slots, (size_t)n * sizeof(*slots));
+	n_online_local = n;
+	builder = build;
 }
 
 size_t chat_message(char *p, uint32_t to, uint32_t seq, bool bare)
@@ -115,6 +127,10 @@ static void chat_send(uint64_t left)
 		for (uint32_t i = 0; i < k; i++) {
 			uint32_t to;
 
+			if (builder) {
+				len += builder(buf + len, s, s->seq++);
+				continue;
+			}
 			do
 				to = online_all[rnd_below(n_online_all)];
 			while (to == s->idx);
@@ -143,7 +159,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		step_finish(now);
 		return;
 	}
-	if (n_online_local == 0 || n_online_all < 2)
+	if (n_online_local == 0 || (!builder && n_online_all < 2))
 		return;
 	due = (uint64_t)((double)(now - W.step_start) * step_rate / 1e9);
 	left = due > step_sent ? due - step_sent : 0;
@@ -191,14 +207,18 @@ void chat_setup(void)
 
 /* ---- in the parent ---- */
 
-static void step_json(double rate, const struct report *sum, double cpu, double mx,
-		      double srv, bool fell)
+static void step_json(double rate, const struct report *sum, uint32_t occupants, double cpu,
+		      double mx, double srv, bool fell)
 {
 	j_open(NULL, '{');
 	j_num("rate", rate, 0);
 	j_u64("sent", sum->sent - sum->blocked);
 	j_u64("send_skipped", sum->blocked);
 	j_u64("delivered", sum->delivered);
+	if (occupants) {
+		j_u64("expected_deliveries", (sum->sent - sum->blocked) * occupants);
+		j_u64("bounced", sum->bounced);
+	}
 	j_u64("delivered_late_from_earlier_steps", sum->late);
 	j_num("delivered_per_s", (double)sum->delivered / opt.step_s, 1);
 	j_num("latency_us_p50", hist_pct(&sum->h, 0.5), 0);
@@ -215,13 +235,15 @@ static void step_json(double rate, const struct report *sum, double cpu, double 
 	j_close('}');
 }
 
-/* Step i at rate msgs/s: 1 if it fell behind (delivered < 95 % of sent, or
- * p99 over 1 s), 0 if not, -1 if the workers failed. */
-static int run_step(int i, double rate)
+/* Step i at rate msgs/s: 1 if it fell behind (delivered < 95 % of what was
+ * sent times its recipients, or p99 over 1 s), 0 if not, -1 if the workers
+ * failed. */
+static int run_step(int i, double rate, uint32_t occupants)
 {
 	struct cmd c = { .step = (uint32_t)i, .rate = rate / opt.j };
 	double before[MAX_WORKERS], cpu, mx = 0, srv0, srv, lat99;
 	struct report sum;
+	uint64_t expected;
 	bool fell;
 
 	c.t_start = now_ns() + 50000000;	/* every worker starts together */
@@ -229,7 +251,7 @@ static int run_step(int i, double rate)
 	c.drain_ns = (uint64_t)(opt.drain_s * 1e9);
 	workers_cpu(NULL, NULL, before);
 	srv0 = server_cpu();
-	P.phase = "running a chat step";
+	P.phase = occupants ? "running a groupchat step" : "running a chat step";
 	if (send_all(C_STEP, &c, NULL, 0) < 0 || wait_reports(R_STEP, 0) < 0)
 		return -1;
 	cpu = workers_cpu(NULL, before, NULL);
@@ -240,34 +262,22 @@ static int run_step(int i, double rate)
 	srv = server_cpu() - srv0;
 	sum_reports(&sum);
 	lat99 = hist_pct(&sum.h, 0.99);
-	fell = sum.delivered < 0.95 * (double)(sum.sent - sum.blocked) || !(lat99 <= 1e6) ||
-	       sum.sent == 0;
-	step_json(rate, &sum, cpu, mx, srv, fell);
-	note("step %.0f msgs/s: sent %" PRIu64 ", delivered %" PRIu64 " (%.0f/s), "
-	     "p50 %.0f us, p99 %.0f us, server %.2f s CPU, bench %.0f%% of a core%s",
-	     rate, sum.sent - sum.blocked, sum.delivered,
+	expected = (sum.sent - sum.blocked) * (occupants ? occupants : 1);
+	fell = sum.delivered < 0.95 * (double)expected || !(lat99 <= 1e6) || sum.sent == 0;
+	step_json(rate, &sum, occupants, cpu, mx, srv, fell);
+	note("step %.0f msgs/s: sent %" PRIu64 ", delivered %" PRIu64 " of %" PRIu64
+	     " (%.0f/s), p50 %.0f us, p99 %.0f us, server %.2f s CPU, bench %.0f%% of a core%s",
+	     rate, sum.sent - sum.blocked, sum.delivered, expected,
 	     (double)sum.delivered / opt.step_s, hist_pct(&sum.h, 0.5), lat99, srv,
 	     100 * mx, fell ? " - fell behind" : "");
 	return fell;
 }
 
-void scenario_chat(void)
+void chat_run_steps(uint32_t occupants)
 {
-	struct report sum;
-	struct cmd c = { 0 };
 	double last_ok_rate = NAN;
 	int behind = 0;
 
-	P.phase = "logging in";
-	if (phase_login(0, "", &sum) < 0)
-		return;
-	if (sum.ok < 2) {
-		set_error("fewer than two sessions online");
-		return;
-	}
-	P.phase = "sharing the online list";
-	if (send_all(C_ONLINE, &c, P.pmap, P.pmap_len) < 0 || wait_reports(R_ONLINE, 0) < 0)
-		return;
 	j_num("step_seconds", opt.step_s, 1);
 	j_num("drain_seconds", opt.drain_s, 1);
 	j_open("steps", '[');
@@ -284,7 +294,7 @@ void scenario_chat(void)
 					  opt.timeout_s, opt.step_s);
 			goto totals;
 		}
-		behind = run_step(i, rate);
+		behind = run_step(i, rate, occupants);
 		if (behind < 0) {
 			j_close(']');
 			return;
@@ -295,4 +305,22 @@ void scenario_chat(void)
 	j_close(']');
 totals:
 	j_num("max_rate_sustained", last_ok_rate, 0);
+}
+
+void scenario_chat(void)
+{
+	struct report sum;
+	struct cmd c = { 0 };
+
+	P.phase = "logging in";
+	if (phase_login(0, "", &sum) < 0)
+		return;
+	if (sum.ok < 2) {
+		set_error("fewer than two sessions online");
+		return;
+	}
+	P.phase = "sharing the online list";
+	if (send_all(C_ONLINE, &c, P.pmap, P.pmap_len) < 0 || wait_reports(R_ONLINE, 0) < 0)
+		return;
+	chat_run_steps(0);
 }

@@ -2,7 +2,8 @@
  * chat.h - the chat scenario: all accounts online, 1:1 messages at a fixed
  * total rate from random users to random other users, one step per rate of
  * --rates, until a step falls behind. The parent runs the steps and writes
- * their figures; each worker sends its share of the rate.
+ * their figures; each worker sends its share of the rate. The muc scenario
+ * runs the same steps with its own senders and messages (muc.h).
  */
 #ifndef BENCH_CHAT_H
 #define BENCH_CHAT_H
@@ -26,6 +27,12 @@ void chat_set_online(const uint8_t *map);
 void chat_step(const struct cmd *c);
 /* C_QUIT: no more sending. */
 void chat_stop(void);
+/* One message from sender s numbered seq at p (MSG_MAX bytes suffice); its
+ * length. */
+typedef size_t chat_builder(char *p, const struct sess *s, uint32_t seq);
+/* From now on the senders are this worker's slots[0, n) (copied) and build()
+ * makes each message, instead of 1:1 messages to random online accounts. */
+void chat_set_senders(const uint32_t *slots, uint32_t n, chat_builder *build);
 /* A chat message to account to (its full JID, or bare) stamped with now and
  * seq, at p (MSG_MAX bytes suffice); returns its length. Offline uses it too. */
 size_t chat_message(char *p, uint32_t to, uint32_t seq, bool bare);
@@ -33,5 +40,9 @@ size_t chat_message(char *p, uint32_t to, uint32_t seq, bool bare);
 /* ---- in the parent ---- */
 
 void scenario_chat(void);
+/* The steps of --rates until one falls behind, with their figures. occupants
+ * 0: 1:1 chat, each message delivered once; else each message is delivered
+ * to that many occupants of a room. */
+void chat_run_steps(uint32_t occupants);
 
 #endif

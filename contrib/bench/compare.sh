@@ -6,17 +6,21 @@
 # Usage (as root, from a built tree: src/parleyd, src/parleyctl and
 # contrib/bench/parley-bench must exist):
 #
-#   contrib/bench/compare.sh [chat|idle|login|offline] [options] [-- BENCH-OPTIONS]
+#   contrib/bench/compare.sh [chat|idle|login|offline|muc] [options] [-- BENCH-OPTIONS]
 #
 #   chat       (default) N sessions online, 1:1 messages at each rate of --rates
 #   idle       N idle authenticated sessions: server RSS/PSS per session
 #   login      N unpaced logins: logins/s, server CPU per login
 #   offline    N/2 senders store --messages for N/2 offline users, who then log in
+#   muc        N sessions join one room (bench@conference.localhost), then
+#              groupchat at each rate of --rates, each message to all N
 #
 #   -n N                 accounts/sessions (default 1000)
 #   --rounds R           rounds, each server once per round (default 3)
-#   --rates R1,R2,...    chat steps in msgs/s (default 2000,5000,20000)
-#   --step-seconds S     chat: seconds per step (default 4)
+#   --rates R1,R2,...    chat steps in msgs/s (default 2000,5000,20000); muc
+#                        steps in msgs/s to the room (default 20,50,100: times
+#                        N deliveries/s)
+#   --step-seconds S     chat, muc: seconds per step (default 4)
 #   --messages M         offline: messages to store (default 20000)
 #   --settle S           idle: seconds after the last login before measuring (22)
 #   --servers LIST       subset and order of parley,prosody,ejabberd (default all)
@@ -79,6 +83,35 @@
 #                  network_settings nagle = false) and a listen backlog of 1024
 #                  (Parley's; Prosody tcp_backlog; ejabberd backlog)
 #   logging      warnings only
+#   muc          (muc only; the other scenarios run without it) one room on
+#                  conference.localhost, made by the first account and
+#                  configured with the instant-room form (XEP-0045 §10.1.2; new
+#                  rooms are locked until then on Parley and Prosody), temporary,
+#                  semi-anonymous, open, unmoderated, history 20 messages, and
+#                  archived (XEP-0313), which is Parley's default for a room:
+#                Parley: <module name="muc" max-occupants="M" message-rate="100000"
+#                  message-burst="100000"/> (defaults: 1024 occupants; 10
+#                  messages/s and a burst of 30 per occupant, past which messages
+#                  bounce with resource-constraint); its archive goes to
+#                  PostgreSQL, whose CPU the figures leave out
+#                Prosody 0.12: Component "conference.localhost" "muc" with
+#                  muc_mam (muc_log_by_default = true, internal storage;
+#                  storage_archive_item_limit 1000000: at its 10000 it would
+#                  rewrite the room's archive every 100 messages); core mod_muc
+#                  limits neither occupants nor rates (those are community
+#                  modules). Like Parley it drops a temporary room's archive
+#                  with the room; one left by a run cut short is removed before
+#                  the next
+#                ejabberd 23.01: mod_muc with max_users M (default 200),
+#                  max_users_presence M (default 1000: past it presence is no
+#                  longer broadcast), min_message_interval 0,
+#                  min_presence_interval 0, room_shaper, user_message_shaper and
+#                  user_presence_shaper none (their defaults, written out),
+#                  history_size 20, default_room_options max_users M,
+#                  moderated false (its default is true), mam true; mod_mam
+#                  (Mnesia, where the room's archive outlives the room) with
+#                  default: never, so that only the room archives
+#                M is 2000, or N if more
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 TOP=$PWD
@@ -86,11 +119,11 @@ TOP=$PWD
 
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 
-SCEN=chat N=1000 ROUNDS=3 RATES=2000,5000,20000 STEP=4 MESSAGES=20000 SETTLE=22
+SCEN=chat N=1000 ROUNDS=3 RATES='' STEP=4 MESSAGES=20000 SETTLE=22
 SERVERS=parley,prosody,ejabberd TLS=none KEEP=0 OUT='' EXTRA=()
 while [ $# -gt 0 ]; do
 	case $1 in
-	chat|idle|login|offline) SCEN=$1; shift;;
+	chat|idle|login|offline|muc) SCEN=$1; shift;;
 	-n) N=${2:-}; shift 2 || break;;
 	--rounds) ROUNDS=${2:-}; shift 2 || break;;
 	--rates) RATES=${2:-}; shift 2 || break;;
@@ -110,6 +143,7 @@ num() { if [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ]; then return; fi; { echo "comp
 	"positive integer, not '$2'" >&2; exit 2; }; }
 num -n "$N"; num --rounds "$ROUNDS"; num --messages "$MESSAGES"; num --settle "$SETTLE"
 [[ $STEP =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "compare.sh: bad --step-seconds" >&2; exit 2; }
+[ -n "$RATES" ] || { RATES=2000,5000,20000; [ "$SCEN" = muc ] && RATES=20,50,100; }
 [[ $RATES =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "compare.sh: bad --rates" >&2; exit 2; }
 case $TLS in none|starttls) ;; *) echo "compare.sh: --tls none|starttls" >&2; exit 2;; esac
 IFS=, read -r -a LIST <<<"$SERVERS"
@@ -210,6 +244,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 HOST=localhost
+MUCMAX=$((N > 2000 ? N : 2000))	# occupants a room may hold
 wait_listen() {	# port pid seconds: until something listens on the port
 	for _ in $(seq 1 $(($3 * 5))); do
 		alive "$2" || return 1
@@ -227,12 +262,14 @@ fi
 
 # ---- Parley ----
 setup_parley() {
-	local d=$T/parley tls=""
+	local d=$T/parley tls="" muc=""
 	mkdir -p "$d"
 	PG_FSYNC=off pg_start "$T/pg"
 	pg_createdb parley_bench || die "createdb failed"
 	P_PORT=$(free_port 25222)
 	[ "$TLS" = starttls ] && tls="<tls cert=\"$T/cert.pem\" key=\"$T/key.pem\"/>"
+	[ "$SCEN" = muc ] && muc="
+<module name=\"muc\" max-occupants=\"$MUCMAX\" message-rate=\"100000\" message-burst=\"100000\"/>"
 	P_CFG=$d/parley.xml
 	cat >"$P_CFG" <<XML
 <parley><log level="warn"/><control socket="$d/ctl.sock"/>
@@ -243,7 +280,7 @@ setup_parley() {
 <host name="$HOST"><module name="disco"/><module name="ping"/><module name="roster"/>
 <module name="presence"/><module name="offline" offline-queue="100000"/>
 <module name="register" allow-registration="true" rate="100000"/>
-<module name="stream_mgmt"/></host></parley>
+<module name="stream_mgmt"/>$muc</host></parley>
 XML
 	src/parleyctl -c "$P_CFG" db migrate >"$d/migrate.log" 2>&1 ||
 		die "parleyctl db migrate failed: $(tail -n 3 "$d/migrate.log")"
@@ -298,11 +335,23 @@ allow_registration = true
 min_seconds_between_registrations = 0
 VirtualHost "$HOST"
 LUA
+	[ "$SCEN" = muc ] && cat >>"$R_CFG" <<LUA
+Component "conference.$HOST" "muc"
+	modules_enabled = { "muc_mam" }
+	storage_archive_item_limit = 1000000
+	muc_log_by_default = true
+	muc_room_locking = true
+	muc_room_default_history_length = 20
+	muc_room_default_moderated = false
+LUA
 	chown -R prosody:prosody "$d"
 	R_REG=(--register-cmd "prosodyctl --config $R_CFG register {user} {host} {password} >/dev/null 2>&1")
 	R_VER="prosody $(dpkg-query -W -f='${Version}' prosody)"
 }
 start_prosody() {
+	# The room's archive, if a run ended before the room did (a temporary
+	# room's archive goes with the room).
+	rm -rf "$T/prosody/data/conference%2e${HOST//./%2e}/muc_log"
 	# setpriv execs: $! is the lua5.4 process itself.
 	setpriv --reuid=prosody --regid=prosody --init-groups \
 		prosody --config "$R_CFG" -F >>"$T/prosody/stdout.log" 2>&1 &
@@ -366,6 +415,28 @@ modules:
   mod_register:
     access: register
     ip_access: all
+$([ "$SCEN" = muc ] && cat <<MUC
+  mod_mam:
+    default: never
+  mod_muc:
+    host: "conference.$HOST"
+    access: all
+    access_create: all
+    max_users: $MUCMAX
+    max_users_presence: $MUCMAX
+    min_message_interval: 0
+    min_presence_interval: 0
+    room_shaper: none
+    user_message_shaper: none
+    user_presence_shaper: none
+    history_size: 20
+    default_room_options:
+      max_users: $MUCMAX
+      moderated: false
+      persistent: false
+      mam: true
+MUC
+)
 YML
 	chown -R ejabberd:ejabberd "$d"
 	EJ_NODE=parleycmp$$@localhost
@@ -409,6 +480,12 @@ login) BT=$((N / 100 + 60))
 	SARGS=(-s login --login-rate 0);;
 offline) BT=$((N / 100 + MESSAGES / 200 + 120))
 	SARGS=(-s offline --messages "$MESSAGES" --quiet 20);;
+muc) # The joins cost N^2 presences; a server that cannot keep up with the
+	# join rate answers the last joiners late (Prosody here: about 120 us of
+	# CPU a presence, so minutes for N=1000). Waits, not failures.
+	BT=$((N / 200 + N * N / 5000 + nsteps * (${STEP%.*} + 3) + 60))
+	SARGS=(-s muc --rates "$RATES" --step-seconds "$STEP"
+		--login-timeout $((N * N / 5000 + 30)));;
 esac
 COMMON=(-a 127.0.0.1 -h "$HOST" --tls "$TLS" -n "$N" --sasl scram-sha-256
 	--scram-cache "$T/scram.cache")
@@ -526,6 +603,22 @@ def figures(r):
         flag = "!" if r.get("login_bench_bottleneck") else ""
         out += [("logins/s", r.get("logins_per_s"), flag),
                 ("CPU ms/login", r.get("login_server_cpu_ms_per_login"), flag)]
+    elif scen == "muc":
+        flag = "!" if r.get("join_bench_bottleneck") else ""
+        out += [("joins/s", r.get("joins_per_s"), flag),
+                ("join ms p99", r.get("join_ms_p99"), flag),
+                ("join CPU s", r.get("join_server_cpu_s"), flag)]
+        for s in r.get("steps", []):
+            k = "%s msgs/s" % format(s["rate"], ",")
+            flag = "" if s.get("rate_reached", True) and not s.get("bench_bottleneck") else "!"
+            flag += "~" if s.get("fell_behind") else ""
+            out += [(k + " deliveries/s", s.get("delivered_per_s"), flag),
+                    (k + " p99 ms", s["latency_us_p99"] / 1000.0
+                     if s.get("latency_us_p99") is not None else None, flag),
+                    (k + " CPU s/100k deliveries", s.get("server_cpu_s_per_100k"), flag)]
+        if r.get("ok"):
+            out += [("lost", r.get("lost"), ""), ("out of order", r.get("out_of_order"), ""),
+                    ("bounced", r.get("bounced"), "")]
     elif scen == "offline":
         out += [("stored/s", r.get("store_rate"), ""),
                 ("flushed/s", r.get("flush_rate"), ""),
@@ -588,7 +681,7 @@ if others:
 if any(f[2] == "!" for f in flags):
     print("!: in at least one run the bench was the bottleneck or could not reach the "
           "rate: that figure measures the bench.")
-if scen == "chat":
+if scen in ("chat", "muc"):
     print("~: the server fell behind at that step in at least one run (delivered < 95% "
           "or p99 > 1 s); the bench stops there, so later steps are missing and the "
           "messages still queued count as lost.")

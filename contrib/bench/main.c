@@ -3,10 +3,10 @@
  *
  * It logs N accounts into a server (Parley, Prosody, ejabberd: any RFC 6120
  * server) and measures one scenario: the login rate, the memory an idle
- * session costs, 1:1 chat throughput and latency at stepped rates, or offline
- * storage and flush. One JSON object with the figures goes to stdout; progress
- * goes to stderr. contrib/bench/README.md says how to run it and which file
- * does what.
+ * session costs, 1:1 chat throughput and latency at stepped rates, offline
+ * storage and flush, or one multi-user chat room's joins and groupchat. One
+ * JSON object with the figures goes to stdout; progress goes to stderr.
+ * contrib/bench/README.md says how to run it and which file does what.
  *
  * Process model: the parent forks -j workers, each with its own libevent loop
  * and its own share of the accounts, and drives them through the phases of the
@@ -33,6 +33,7 @@
 #include "idle.h"
 #include "json.h"
 #include "login.h"
+#include "muc.h"
 #include "offline.h"
 #include "options.h"
 #include "parent.h"
@@ -96,6 +97,9 @@ static void run_scenario(void)
 	case SC_OFFLINE:
 		scenario_offline();
 		break;
+	case SC_MUC:
+		scenario_muc();
+		break;
 	}
 	j_num("bench_rss_kib", workers_rss(), 0);
 }
@@ -126,6 +130,8 @@ static void goodbye(uint64_t t_start)
 			j_u64("bounced", sum.bounced);
 			if (sum.bounce_cond[0])
 				j_str("bounce_condition", sum.bounce_cond);
+		} else if (opt.sc == SC_MUC) {
+			muc_goodbye(&sum);
 		}
 		j_u64("bench_pbkdf2_runs", sum.pbkdf2);
 	} else {

@@ -29,13 +29,13 @@ struct options opt;
 
 const char *const tls_names[] = { "none", "starttls", "direct" };
 const char *const sasl_names[] = { "auto", "plain", "scram-sha-1", "scram-sha-256" };
-const char *const scenario_names[] = { "login", "idle", "chat", "offline" };
+const char *const scenario_names[] = { "login", "idle", "chat", "offline", "muc" };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: parley-bench [options]\n"
-"  -s, --scenario S      login | idle | chat | offline (default login)\n"
+"  -s, --scenario S      login | idle | chat | offline | muc (default login)\n"
 "  -n N                  accounts/sessions (default 100)\n"
 "  -j N                  worker processes (default 1)\n"
 "  -h HOST               XMPP domain (default localhost)\n"
@@ -56,11 +56,13 @@ static void usage(FILE *f)
 "  --conns-per-addr N    source addresses 127.0.0.1+ after N accounts (default 20000)\n"
 "  --hold S              idle: hold the sessions S seconds (default 5)\n"
 "  --settle S            idle: wait S seconds before measuring (default 2)\n"
-"  --rate R              chat: one step at R msgs/s\n"
-"  --rates R1,R2,...     chat: steps (default 2000,5000,10000,20000,50000,100000)\n"
-"  --step-seconds S      chat: seconds per step (default 5)\n"
-"  --drain S             chat: seconds to wait for a step's last messages (default 1.5)\n"
-"  --burst B             chat: messages a picked sender writes at once (default 1)\n"
+"  --rate R              chat, muc: one step at R msgs/s\n"
+"  --rates R1,R2,...     chat, muc: steps (default 2000,5000,10000,20000,50000,100000)\n"
+"  --step-seconds S      chat, muc: seconds per step (default 5)\n"
+"  --drain S             chat, muc: seconds to wait for a step's last messages (1.5)\n"
+"  --burst B             chat, muc: messages a picked sender writes at once (default 1)\n"
+"  --room JID            muc: the room (default bench@conference.HOST)\n"
+"  --join-rate R         muc: joins per second (default: --login-rate; 0: no pacing)\n"
 "  --messages M          offline: messages to store (default 10000)\n"
 "  --quiet S             offline: give up on missing messages after S quiet seconds (10)\n"
 "  --no-sm               offline: do not use XEP-0198 acks even if offered\n"
@@ -151,7 +153,7 @@ enum {
 	O_TLS = 256, O_SASL, O_PID, O_RATE, O_RATES, O_STEP, O_DRAIN, O_HOLD, O_SETTLE,
 	O_MESSAGES, O_TIMEOUT, O_PREFIX, O_PASSWORD, O_RESOURCE, O_REGCMD, O_IBR, O_NOREG,
 	O_LOGINRATE, O_MAXPEND, O_LOGINTO, O_CPA, O_BURST, O_NOSM, O_QUIET, O_SEED, O_HELP,
-	O_SCRAMCACHE,
+	O_SCRAMCACHE, O_ROOM, O_JOINRATE,
 };
 
 static const struct option long_opts[] = {
@@ -182,6 +184,8 @@ static const struct option long_opts[] = {
 	{ "quiet", required_argument, NULL, O_QUIET },
 	{ "seed", required_argument, NULL, O_SEED },
 	{ "scram-cache", required_argument, NULL, O_SCRAMCACHE },
+	{ "room", required_argument, NULL, O_ROOM },
+	{ "join-rate", required_argument, NULL, O_JOINRATE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -202,6 +206,7 @@ static const struct {
 	{ O_LOGINRATE, &opt.login_rate, 0, "bad --login-rate" },
 	{ O_LOGINTO, &opt.login_timeout_s, 1, "bad --login-timeout" },
 	{ O_QUIET, &opt.quiet_s, 0, "bad --quiet" },
+	{ O_JOINRATE, &opt.join_rate, 0, "bad --join-rate" },
 };
 
 static void set_defaults(void)
@@ -223,6 +228,7 @@ static void set_defaults(void)
 	opt.login_rate = 500;
 	opt.login_timeout_s = 30;
 	opt.quiet_s = 10;
+	opt.join_rate = -1;	/* --login-rate's, once that is known */
 	opt.messages = 10000;
 	opt.max_pending = 1000;
 	opt.conns_per_addr = 20000;
@@ -306,7 +312,7 @@ static void parse_run_opt(int c)
 
 	switch (c) {
 	case 's':
-		v = pick(optarg, scenario_names, 4);
+		v = pick(optarg, scenario_names, 5);
 		if (v < 0)
 			fail_early("unknown scenario '%s'", optarg);
 		opt.sc = (enum scenario)v;
@@ -337,6 +343,7 @@ static void parse_run_opt(int c)
 		opt.burst = (uint32_t)u;
 		break;
 	case O_NOSM: opt.sm = false; break;
+	case O_ROOM: opt.room = optarg; break;
 	case O_SEED:
 		if (!parse_uint(optarg, UINT64_MAX, &opt.seed))
 			fail_early("bad --seed");
@@ -348,6 +355,23 @@ static void parse_run_opt(int c)
 		usage(stderr);
 		fail_early("bad arguments");
 	}
+}
+
+/* --room: a bare JID that goes into attributes as it is; the default is
+ * bench@conference.HOST. */
+static void check_room(void)
+{
+	static char def[JID_PART_MAX + 32];
+	const char *at;
+
+	if (!opt.room) {
+		snprintf(def, sizeof(def), "bench@conference.%s", opt.host);
+		opt.room = def;
+	}
+	at = strchr(opt.room, '@');
+	if (!at || at == opt.room || !at[1] || strchr(at + 1, '@') ||
+	    strpbrk(opt.room, "'\"<>&/ ") || strlen(opt.room) > 2 * JID_PART_MAX)
+		fail_early("--room wants a bare JID room@service, not '%s'", opt.room);
 }
 
 /* What no single option can check. */
@@ -363,8 +387,11 @@ static void check_args(void)
 		fail_early("--prefix, -h, --resource or --password is too long or invalid");
 	if (opt.sasl == SASL_PLAIN && opt.tls == TLS_NONE)
 		fail_early("--sasl plain needs TLS: PLAIN sends the password as it is");
-	if ((opt.sc == SC_CHAT || opt.sc == SC_OFFLINE) && opt.n < 2)
+	if ((opt.sc == SC_CHAT || opt.sc == SC_OFFLINE || opt.sc == SC_MUC) && opt.n < 2)
 		fail_early("this scenario needs -n 2 or more");
+	check_room();
+	if (opt.join_rate < 0)
+		opt.join_rate = opt.login_rate;
 	if ((uint32_t)opt.j > opt.n)
 		opt.j = (int)opt.n;
 }

@@ -17,7 +17,7 @@
 
 enum tls_mode { TLS_NONE, TLS_STARTTLS, TLS_DIRECT };
 enum sasl_choice { SASL_AUTO, SASL_PLAIN, SASL_SCRAM1, SASL_SCRAM256 };
-enum scenario { SC_LOGIN, SC_IDLE, SC_CHAT, SC_OFFLINE };
+enum scenario { SC_LOGIN, SC_IDLE, SC_CHAT, SC_OFFLINE, SC_MUC };
 enum reg_mode { REG_NONE, REG_CMD, REG_IBR };
 
 /* The options' names as the command line and the JSON spell them. */
@@ -27,6 +27,7 @@ extern const char *const scenario_names[];
 
 struct options {
 	const char *host, *addr, *prefix, *password, *resource, *register_cmd, *scram_cache;
+	const char *room;	/* muc: the room's bare JID */
 	int port;
 	enum tls_mode tls;
 	enum sasl_choice sasl;
@@ -39,7 +40,7 @@ struct options {
 	double rates[MAX_RATES];
 	int nrates;
 	double step_s, drain_s, hold_s, settle_s, timeout_s, login_rate, login_timeout_s;
-	double quiet_s;
+	double quiet_s, join_rate;
 	uint64_t messages;
 	uint32_t max_pending, conns_per_addr, burst;
 	bool sm;

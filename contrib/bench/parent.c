@@ -321,6 +321,11 @@ static void sum_counts(struct report *s, const struct report *r)
 	s->pbkdf2 += r->pbkdf2;
 	s->rx_total += r->rx_total;
 	s->stale += r->stale;
+	s->room_created |= r->room_created;
+	s->room_configured |= r->room_configured;
+	for (int i = 0; i < JOIN_CONDS; i++)
+		s->join_fail[i] += r->join_fail[i];
+	s->presences += r->presences;
 }
 
 void sum_reports(struct report *s)
@@ -334,6 +339,7 @@ void sum_reports(struct report *s)
 		first_str(s->mech, r->mech, sizeof(s->mech));
 		first_str(s->first_error, r->first_error, sizeof(s->first_error));
 		first_str(s->bounce_cond, r->bounce_cond, sizeof(s->bounce_cond));
+		first_str(s->owner_cond, r->owner_cond, sizeof(s->owner_cond));
 		hist_merge(&s->h, &r->h);
 	}
 }

@@ -2,7 +2,7 @@
  * parent.h - the parent's side of its workers: forking them, commands to
  * all, waiting for their reports, their CPU and memory, and the first error
  * of the run. The parent only coordinates; the scenarios (login.c, idle.c,
- * chat.c, offline.c) drive it phase by phase.
+ * chat.c, offline.c, muc.c) drive it phase by phase.
  */
 #ifndef BENCH_PARENT_H
 #define BENCH_PARENT_H

@@ -6,6 +6,12 @@
  * marks the sequence number in a bitmap per sender, which yields losses and
  * duplicates without keeping the messages. The body is read in place; only
  * a body with entities or markup is decoded, into a stack buffer.
+ *
+ * A groupchat message (muc) reaches every occupant, so one bitmap per sender
+ * cannot tell the receivers apart: each local receiver keeps the last number
+ * it saw from each sender instead, and a number not above it is a duplicate
+ * or out of order. Presence from the room goes to muc.c, which only counts
+ * it once the occupant is in.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,6 +19,7 @@
 #include <string.h>
 
 #include "hist.h"
+#include "muc.h"
 #include "offline.h"
 #include "options.h"
 #include "receive.h"
@@ -26,12 +33,20 @@ struct bits {
 };
 
 static struct bits *bits;	/* one per account */
+/* muc: [slot * opt.n + sender], the last sequence number + 1, 0 for none */
+static uint32_t *last_seq;
 
 void recv_setup(void)
 {
 	bits = calloc(opt.n, sizeof(*bits));
 	if (!bits)
 		fatal("out of memory");
+	if (opt.sc == SC_MUC) {
+		last_seq = calloc((size_t)(W.nslots ? W.nslots : 1) * opt.n, sizeof(*last_seq));
+		if (!last_seq)
+			fatal("out of memory for the groupchat sequence numbers (%u x %u)",
+			      W.nslots, opt.n);
+	}
 }
 
 /* The account number in a JID written PREFIX<number>@..., or -1. */
@@ -45,6 +60,23 @@ static int64_t jid_account(const char *v, size_t vl)
 	at = memchr(v, '@', vl);
 	if (!at || !parse_u64(v + W.prefix_len, (size_t)(at - v) - W.prefix_len, &n) ||
 	    n >= opt.n)
+		return -1;
+	return (int64_t)n;
+}
+
+/* The account number of a groupchat sender, written ROOM/PREFIX<number>, or
+ * -1. */
+static int64_t nick_account(const char *v, size_t vl)
+{
+	size_t rl = strlen(opt.room);
+	uint64_t n;
+
+	if (vl <= rl + 1 + W.prefix_len || v[rl] != '/' || memcmp(v, opt.room, rl) != 0)
+		return -1;
+	v += rl + 1;
+	vl -= rl + 1;
+	if (memcmp(v, opt.prefix, W.prefix_len) != 0 ||
+	    !parse_u64(v + W.prefix_len, vl - W.prefix_len, &n) || n >= opt.n)
 		return -1;
 	return (int64_t)n;
 }
@@ -75,14 +107,16 @@ static bool bits_set(uint32_t sender, uint32_t seq)
 	return true;
 }
 
-/* The message's from and to, and whether it is an error. */
-static bool message_attrs(const struct el *e, const char **from, size_t *froml,
-			  const char **to, size_t *tol)
+enum mtype { MT_OTHER, MT_ERROR, MT_GROUPCHAT };
+
+/* The message's from and to, and its type as far as counting goes. */
+static enum mtype message_attrs(const struct el *e, const char **from, size_t *froml,
+				const char **to, size_t *tol)
 {
 	struct attr_cur a = { e->attrs, e->stag_end };
 	const char *n, *v;
 	size_t nl, vl;
-	bool error = false;
+	enum mtype t = MT_OTHER;
 
 	while (el_attr_next(&a, &n, &nl, &v, &vl)) {
 		if (mem_is(n, nl, "from")) {
@@ -92,10 +126,11 @@ static bool message_attrs(const struct el *e, const char **from, size_t *froml,
 			*to = v;
 			*tol = vl;
 		} else if (mem_is(n, nl, "type")) {
-			error = mem_is(v, vl, "error");
+			t = mem_is(v, vl, "error") ? MT_ERROR :
+			    mem_is(v, vl, "groupchat") ? MT_GROUPCHAT : MT_OTHER;
 		}
 	}
-	return error;
+	return t;
 }
 
 /* "TIMESTAMP_NS SEQ" from the <body/> of e; false if it holds something else. */
@@ -123,22 +158,50 @@ static bool message_stamp(const struct el *e, uint64_t *ts, uint64_t *seq)
 	       parse_u64(sp + 1, bl - (size_t)(sp - body) - 1, seq) && *seq <= UINT32_MAX;
 }
 
+/* A groupchat message was seen before by this receiver (a duplicate, or one
+ * that arrived after a later one); else it is marked as seen. */
+static bool seen_groupchat(const struct sess *s, uint32_t sender, uint32_t seq)
+{
+	uint32_t *last = &last_seq[(size_t)(s - W.s) * opt.n + sender];
+
+	if (seq >= UINT32_MAX || seq + 1 <= *last)
+		return true;
+	*last = seq + 1;	/* a gap shows as lost: sent x occupants - unique */
+	return false;
+}
+
 static void on_message(struct sess *s, const struct el *e)
 {
 	const char *from = NULL, *to = NULL;
 	size_t froml = 0, tol = 0;
 	uint64_t ts, seq, now, lat;
 	int64_t sender, rcpt;
+	enum mtype t;
+	bool room;	/* a groupchat message of the muc scenario */
 	struct el c;
 
 	W.rx_total++;
-	if (message_attrs(e, &from, &froml, &to, &tol)) {
+	t = message_attrs(e, &from, &froml, &to, &tol);
+	if (t == MT_ERROR) {
 		W.bounced++;
+		if (W.step_open)
+			W.rep.bounced++;
 		if (!W.bounce_cond[0] && el_find_child(e, "error", NULL, &c))
 			el_condition(&c, W.bounce_cond, sizeof(W.bounce_cond));
 		return;
 	}
-	if (!from || (sender = jid_account(from, froml)) < 0 || !message_stamp(e, &ts, &seq)) {
+	room = t == MT_GROUPCHAT && last_seq;
+	if (room) {
+		sender = from ? nick_account(from, froml) : -1;
+		/* The room's own messages (status, a welcome) and subjects are
+		 * none of the bench's. */
+		if (sender < 0 && (!el_find_child(e, "body", NULL, &c) ||
+				   (from && mem_is(from, froml, opt.room))))
+			return;
+	} else {
+		sender = from ? jid_account(from, froml) : -1;
+	}
+	if (sender < 0 || !message_stamp(e, &ts, &seq)) {
 		W.foreign++;
 		return;
 	}
@@ -153,7 +216,8 @@ static void on_message(struct sess *s, const struct el *e)
 		W.misrouted++;
 	now = now_ns();
 	W.last_rx = now;
-	if (!bits_set((uint32_t)sender, (uint32_t)seq)) {
+	if (room ? seen_groupchat(s, (uint32_t)sender, (uint32_t)seq)
+		 : !bits_set((uint32_t)sender, (uint32_t)seq)) {
 		W.dup++;
 		return;
 	}
@@ -208,6 +272,8 @@ static void on_iq(struct sess *s, const struct el *e)
 	if (mem_is(type, typel, "result") || mem_is(type, typel, "error")) {
 		if (mem_is(id, idl, "fin"))
 			offline_fin(s);
+		else if (mem_is(id, idl, MUC_OWNER_ID))
+			muc_owner_answer(s, e, mem_is(type, typel, "error"));
 		return;
 	}
 	if (mem_is(type, typel, "get") || mem_is(type, typel, "set"))
@@ -234,8 +300,11 @@ int recv_online(struct sess *s, const struct el *e)
 		}
 		break;
 	case 8:
-		if (memcmp(e->name, "presence", 8) == 0)
+		if (memcmp(e->name, "presence", 8) == 0) {
 			s->sm_in++;
+			if (opt.sc == SC_MUC)
+				muc_presence(s, e);
+		}
 		break;
 	case 1:
 		if (e->name[0] == 'r' && s->sm_on) {

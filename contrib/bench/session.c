@@ -35,6 +35,7 @@
 #include <openssl/ssl.h>
 
 #include "login.h"
+#include "muc.h"
 #include "offline.h"
 #include "options.h"
 #include "session.h"
@@ -153,6 +154,7 @@ void sess_fail(struct sess *s, enum fail_reason r, const char *fmt, ...)
 			note("%s lost: %s", sess_name(s, name, sizeof(name)), why);
 		}
 		offline_sender_lost(s);
+		muc_lost(s);
 	}
 	sess_drop(s);
 }

@@ -18,6 +18,7 @@
 #include "accounts.h"
 #include "chat.h"
 #include "login.h"
+#include "muc.h"
 #include "offline.h"
 #include "options.h"
 #include "receive.h"
@@ -95,7 +96,8 @@ static void quit_sweep(uint64_t now)
 	sess_after_closed(final_report);
 }
 
-/* Every 100 ms: login timeouts, stuck closes, offline completion, the end. */
+/* Every 100 ms: login and join timeouts, stuck closes, offline completion,
+ * the end. */
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	uint64_t now = now_ns();
@@ -105,6 +107,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 		if (!sess_sweep(&W.s[i], now))
 			offline_sweep(&W.s[i], now);
 	offline_recv_check(now);
+	muc_sweep(now);
 	login_progress(now);
 	quit_sweep(now);
 }
@@ -160,6 +163,9 @@ static void cmd_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case C_ORECV:
 		login_run(1);
+		break;
+	case C_MJOIN:
+		muc_join(&c);
 		break;
 	case C_QUIT:
 		quitting = true;
@@ -261,6 +267,8 @@ void worker_main(int id, int cmd, int rep)
 	sess_setup();
 	login_setup();
 	chat_setup();
+	if (opt.sc == SC_MUC)
+		muc_setup();
 	sweep_ev = event_new(W.base, -1, EV_PERSIST, sweep_cb, NULL);
 	cmd_ev = event_new(W.base, cmd_fd, EV_READ | EV_PERSIST, cmd_cb, NULL);
 	if (!sweep_ev || !cmd_ev || event_add(cmd_ev, NULL) < 0 || event_add(sweep_ev, &tv) < 0)

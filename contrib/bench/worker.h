@@ -20,6 +20,9 @@
 struct event_base;
 struct sess;
 
+/* muc: join failures by condition, muc.c names them */
+#define JOIN_CONDS	14
+
 enum fail_reason {
 	F_CONNECT, F_TLS, F_NEGOTIATION, F_AUTH, F_STREAM_ERROR, F_CLOSED, F_TIMEOUT,
 	F_PROTOCOL, F_BIND, F_INTERNAL, F_COUNT
@@ -36,15 +39,22 @@ struct report {
 	uint64_t disconnects, acked, expected, pbkdf2, rx_total, stale;
 	uint64_t t_send_first, t_acked, t_rx_last;
 	uint64_t send_cpu_ns, send_wall_ns;	/* chat: this worker while it sent */
+	/* muc: the room made (201) and configured, joins failed by condition,
+	 * presences from the room, the owner form's error */
+	uint32_t room_created, room_configured;
+	uint32_t join_fail[JOIN_CONDS];
+	uint64_t presences;
 	char mech[24];
 	char first_error[200];
 	char bounce_cond[64];
+	char owner_cond[64];
 	struct hist h;
 };
 
 enum msg_type {
-	C_PREPARE = 1, C_LOGIN, C_ONLINE, C_STEP, C_OSEND, C_ORECV, C_QUIT,
+	C_PREPARE = 1, C_LOGIN, C_ONLINE, C_STEP, C_OSEND, C_ORECV, C_QUIT, C_MJOIN,
 	R_PREPARED = 101, R_LOGGED_IN, R_ONLINE, R_STEP, R_OSENT, R_ORECV, R_FINAL, R_FATAL,
+	R_MJOINED,
 };
 
 struct msg_hdr {
@@ -53,8 +63,9 @@ struct msg_hdr {
 };
 
 struct cmd {
-	uint32_t which;		/* C_LOGIN: 0 all/senders, 1 receivers */
+	uint32_t which;		/* C_LOGIN: 0 all/senders, 1 receivers; C_MJOIN: muc.h */
 	uint32_t step;
+	uint32_t account;	/* C_MJOIN 0: the account that makes the room */
 	double rate;		/* this worker's share, msgs/s */
 	uint64_t t_start, duration_ns, drain_ns;
 };
