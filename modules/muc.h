@@ -191,7 +191,6 @@ int muc_affiliation_set(struct room *r, const struct jid *j, enum affiliation af
 unsigned muc_owners(const struct room *r);
 
 /* muc_room.c: what the room sends */
-void muc_send_to(const struct xml_node *st, const char *from, const struct jid *to);
 /* st (not consumed, from set, no 'to') to each resource of occupant `to`. */
 void muc_route_to(const struct xml_node *st, const struct occupant *to);
 /* An error back to the sender of st (never for an error). */

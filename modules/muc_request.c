@@ -91,7 +91,8 @@ static void invite_one(struct muc *muc, struct room *r, const struct occupant *o
 		       const struct xml_node *st, const struct xml_node *inv,
 		       const struct jid *invitee)
 {
-	struct xml_node *m = xml_new("message", "jabber:client"), *x, *i;
+	struct xml_node *m = xml_new("message", "jabber:client"), *x, *i, *k;
+	const struct xml_node *c;
 	struct jid *bare = jid_bare(o->real);
 	char *reason = xml_child_text(inv, "reason", NULL), body[1024];
 
@@ -103,12 +104,9 @@ static void invite_one(struct muc *muc, struct room *r, const struct occupant *o
 	xml_attr_set(m, "id", xml_attr(st, "id"));
 	xml_attr_set(i, "from", bare->full);
 	add_text_child(i, "reason", NULL, reason);
-	for (const struct xml_node *c = xml_child(inv, "continue", NULL); c; c = NULL) {
-		struct xml_node *k = xml_add_child(i, "continue", NULL);
-
-		if (k && xml_attr(c, "thread"))
-			xml_attr_set(k, "thread", xml_attr(c, "thread"));
-	}
+	if ((c = xml_child(inv, "continue", NULL)) && (k = xml_add_child(i, "continue", NULL)) &&
+	    xml_attr(c, "thread"))
+		xml_attr_set(k, "thread", xml_attr(c, "thread"));
 	if (r->cfg.password)
 		add_text_child(x, "password", NULL, r->cfg.secret);
 	/* For clients that know only XEP-0249's element, and a line for those

@@ -268,19 +268,6 @@ unsigned muc_owners(const struct room *r)
 
 /* ---- what the room sends ---- */
 
-/* Sends a copy of st from `from` to `to` (each recipient's own tree: queues
- * such as XEP-0198's keep what they are given). */
-void muc_send_to(const struct xml_node *st, const char *from, const struct jid *to)
-{
-	struct xml_node *c = xml_copy(st);
-
-	if (!c)
-		return;
-	xml_attr_set(c, "from", from);
-	xml_attr_set(c, "to", to->full);
-	router_route(c);
-}
-
 void muc_route_to(const struct xml_node *st, const struct occupant *to)
 {
 	for (unsigned i = 0; i < muc_resources(to); i++)

@@ -62,11 +62,18 @@ void chat_set_senders(const uint32_t *slots, uint32_t n, chat_builder *build)
 
 size_t chat_message(char *p, uint32_t to, uint32_t seq, bool bare)
 {
-	char *start = p;
-	uint16_t jl = bare ? W.bare_len[to] : W.jid_len[to];
+	return stamped_message(p, "chat", W.jids + W.jid_off[to],
+			       bare ? W.bare_len[to] : W.jid_len[to], seq);
+}
 
-	p = put_mem(p, "<message type='chat' to='", 25);
-	p = put_mem(p, W.jids + W.jid_off[to], jl);
+size_t stamped_message(char *p, const char *type, const char *to, size_t tolen, uint32_t seq)
+{
+	char *start = p;
+
+	p = put_mem(p, "<message type='", 15);
+	p = put_mem(p, type, strlen(type));
+	p = put_mem(p, "' to='", 6);
+	p = put_mem(p, to, tolen);
 	p = put_mem(p, "' id='", 6);
 	p = put_hex(p, seq);
 	p = put_mem(p, "'><body>", 8);

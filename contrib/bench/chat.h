@@ -36,6 +36,8 @@ void chat_set_senders(const uint32_t *slots, uint32_t n, chat_builder *build);
 /* A chat message to account to (its full JID, or bare) stamped with now and
  * seq, at p (MSG_MAX bytes suffice); returns its length. Offline uses it too. */
 size_t chat_message(char *p, uint32_t to, uint32_t seq, bool bare);
+/* The same of any type to any JID (to[0, tolen)): the muc scenario's. */
+size_t stamped_message(char *p, const char *type, const char *to, size_t tolen, uint32_t seq);
 
 /* ---- in the parent ---- */
 

@@ -176,19 +176,8 @@ static void pace_cb(evutil_socket_t fd, short what, void *arg)
 /* A message to the room from s, stamped like chat's (chat_builder). */
 static size_t muc_message(char *p, const struct sess *s, uint32_t seq)
 {
-	char *start = p;
-
 	(void)s;
-	p = put_mem(p, "<message type='groupchat' to='", 30);
-	p = put_mem(p, opt.room, room_len);
-	p = put_mem(p, "' id='", 6);
-	p = put_hex(p, seq);
-	p = put_mem(p, "'><body>", 8);
-	p = put_u64(p, now_ns());
-	*p++ = ' ';
-	p = put_u64(p, seq);
-	p = put_mem(p, "</body></message>", 17);
-	return (size_t)(p - start);
+	return stamped_message(p, "groupchat", opt.room, room_len, seq);
 }
 
 /* The joins are over: the occupants here are chat.c's senders from now on,
