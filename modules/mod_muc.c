@@ -145,14 +145,14 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 				    "as you may; destroy one first");
 			return;
 		}
-		if (!(r = muc_room_new(muc, to)) || muc_affiliation_set(r, from, AFF_OWNER) < 0) {
+		if (!(r = muc_room_new(muc, to)) || muc_affiliation_set(r, from, AFF_OWNER) < 0 ||
+		    muc_room_link(muc, r) < 0) {
 			if (r)
 				muc_room_free(r);
 			muc_reply_error(st, "wait", "internal-server-error", NULL);
 			return;
 		}
 		r->locked = true;
-		muc_room_link(muc, r);
 		log_info("muc", "%s: created by %s", r->jid->full, from->full);
 	}
 	o = calloc(1, sizeof(*o));
@@ -797,13 +797,7 @@ static void muc_free(void *p)
 		held_free(h, false);	/* the server stops before the rooms came */
 	}
 	muc_store_free(muc);
-
-	while (muc->rooms) {
-		struct room *r = muc->rooms;
-
-		muc->rooms = r->next;
-		muc_room_free(r);
-	}
+	muc_rooms_clear(muc);
 	free(muc);
 }
 
@@ -816,7 +810,7 @@ static int load(struct module *m)
 	muc->m = m;
 	muc->o = module_options(m);
 	module_set_data(m, muc, muc_free);
-	if (muc_store_init(muc) < 0 || muc_mam_init(muc) < 0)
+	if (muc_store_init(muc) < 0 || muc_mam_init(muc) < 0 || muc_ctl_init(muc) < 0)
 		return -1;
 	muc_store_load(muc);
 	module_identity(m, "conference", "text", muc->o->name);

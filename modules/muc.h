@@ -10,6 +10,7 @@
  * muc_mam.c    XEP-0313 queries on the room archive
  * muc_request.c  invitations and declines, voice requests (§7.8, §7.13, §8.6)
  * muc_register.c registration with a room and reserved nicks (§7.10, §7.12)
+ * muc_ctl.c    `parleyctl muc ...`: rooms for the administrator
  */
 #ifndef PARLEY_MUC_H
 #define PARLEY_MUC_H
@@ -120,14 +121,18 @@ struct room {
 	struct invitation *invites;	/* the last INVITES_KEPT (muc_request.c) */
 	unsigned inv_next;
 	bool stored;			/* a row in muc_rooms */
-	struct room *next;
+	struct room *next, **pprev;	/* the service's list, newest first */
+	struct room *hnext;		/* its bucket in the service's table */
 };
 
 struct muc {
 	struct module *m;
 	const struct options *o;
-	struct room *rooms;
+	struct room *rooms;		/* every room, newest first */
 	unsigned nrooms;
+	struct room **buckets;		/* the same rooms by name: nbuckets, a power of 2 */
+	unsigned nbuckets;
+	uint32_t seed;			/* of the name hash, random per service */
 	uint64_t affinity;		/* every write of the service on one connection */
 	bool loading;			/* persistent rooms not read back yet */
 	struct held *held, **held_tail;	/* stanzas that came while loading */
@@ -176,9 +181,11 @@ void muc_occupant_unlink(struct room *r, struct occupant *o);
 void muc_room_free(struct room *r);
 /* A room with the service's defaults (not linked), or NULL without memory. */
 struct room *muc_room_new(struct muc *muc, const struct jid *jid);
-void muc_room_link(struct muc *muc, struct room *r);
+int muc_room_link(struct muc *muc, struct room *r);
 /* Unlinks r from the service and frees it. */
 void muc_room_remove(struct muc *muc, struct room *r);
+/* Frees every room of the service (at unload, or a failed load). */
+void muc_rooms_clear(struct muc *muc);
 /* After an occupant went: a temporary room with nobody left ends. */
 void muc_room_emptied(struct muc *muc, struct room *r);
 /* Rooms where j's bare JID is an owner. */
@@ -233,6 +240,10 @@ int muc_role_parse(const char *s);
 int muc_affiliation_parse(const char *s);
 void muc_admin_set(struct muc *muc, struct room *r, struct occupant *o,
 		   const struct xml_node *st, const struct xml_node *query);
+/* An affiliation set by JID (bare) with what follows for its occupants (§9,
+ * §10: banned or unmembered out, roles to match) and its row if stored. */
+void muc_affiliation_change(struct muc *muc, struct room *r, const struct jid *bare,
+			    enum affiliation aff, const char *reason);
 void muc_admin_get(struct room *r, struct occupant *o, const struct xml_node *st,
 		   const struct xml_node *query);
 
@@ -241,6 +252,10 @@ struct xml_node *muc_config_form(const struct room_config *c, bool submit);
 const char *muc_config_parse(const struct muc *muc, const struct xml_node *x,
 			     struct room_config *c);
 void muc_config_free(struct room_config *c);
+/* §10.9: occupants told (venue and reason may be NULL), the room gone; by is
+ * for the log ("its owner", "the administrator"). */
+void muc_room_destroy(struct muc *muc, struct room *r, const char *venue, const char *reason,
+		      const char *by);
 void muc_owner_get(struct room *r, const struct xml_node *st);
 void muc_owner_set(struct muc *muc, struct room *r, struct occupant *o,
 		   const struct xml_node *st, const struct xml_node *query);
@@ -271,6 +286,8 @@ void muc_store_free(struct muc *muc);
 int muc_mam_init(struct muc *muc);
 void muc_mam_query(struct muc *muc, struct room *r, const struct xml_node *st,
 		   const struct xml_node *query);
+/* muc_ctl.c: registers the "muc" command word. */
+int muc_ctl_init(struct muc *muc);
 void muc_mam_fields(const struct xml_node *st);
 
 #endif

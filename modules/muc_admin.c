@@ -99,9 +99,39 @@ static const char *change_check(const struct room *r, const struct occupant *act
 	return NULL;
 }
 
-static void change_apply(struct room *r, struct change *c)
+void muc_affiliation_change(struct muc *muc, struct room *r, const struct jid *bare,
+			    enum affiliation aff, const char *reason)
 {
-	static const char *const kicked[] = { "307", NULL }, *const banned[] = { "301", NULL };
+	static const char *const banned[] = { "301", NULL }, *const unmembered[] = { "321", NULL };
+
+	if (muc_affiliation_set(r, bare, aff) < 0)
+		return;
+	if (r->stored)
+		muc_store_affiliation(muc, r, bare);
+	for (struct occupant *o = r->occupants, *next; o; o = next) {
+		next = o->next;
+		if (!jid_bare_eq(o->real, bare))
+			continue;
+		o->affiliation = aff;
+		/* §9.1: banned, and out; §9.4: no longer a member of a members-only
+		 * room, out too. */
+		if (aff == AFF_OUTCAST || (aff == AFF_NONE && r->cfg.members_only)) {
+			o->role = ROLE_NONE;
+			muc_broadcast_presence(r, o, true, NULL, aff == AFF_OUTCAST ? banned
+					       : unmembered, reason);
+			muc_occupant_unlink(r, o);
+			muc_occupant_free(o);
+			continue;
+		}
+		o->role = o->affiliation >= AFF_ADMIN ? ROLE_MODERATOR
+			: o->role == ROLE_MODERATOR ? ROLE_PARTICIPANT : o->role;
+		muc_broadcast_presence(r, o, false, NULL, NULL, reason);
+	}
+}
+
+static void change_apply(struct muc *muc, struct room *r, struct change *c)
+{
+	static const char *const kicked[] = { "307", NULL };
 
 	if (c->nick) {
 		/* Looked up now: an earlier item of the batch may have kicked it. */
@@ -121,25 +151,7 @@ static void change_apply(struct room *r, struct change *c)
 		muc_broadcast_presence(r, o, false, NULL, NULL, c->reason);
 		return;
 	}
-	if (muc_affiliation_set(r, c->jid, (enum affiliation)c->affiliation) < 0)
-		return;
-	for (struct occupant *o = r->occupants, *next; o; o = next) {
-		next = o->next;
-		if (!jid_bare_eq(o->real, c->jid))
-			continue;
-		o->affiliation = (enum affiliation)c->affiliation;
-		if (o->affiliation == AFF_OUTCAST) {
-			/* §9.1: banned, and out. */
-			o->role = ROLE_NONE;
-			muc_broadcast_presence(r, o, true, NULL, banned, c->reason);
-			muc_occupant_unlink(r, o);
-			muc_occupant_free(o);
-			continue;
-		}
-		o->role = o->affiliation >= AFF_ADMIN ? ROLE_MODERATOR
-			: o->role == ROLE_MODERATOR ? ROLE_PARTICIPANT : o->role;
-		muc_broadcast_presence(r, o, false, NULL, NULL, c->reason);
-	}
+	muc_affiliation_change(muc, r, c->jid, (enum affiliation)c->affiliation, c->reason);
 }
 
 #define ADMIN_ITEMS_MAX 64	/* items in one muc#admin set */
@@ -174,11 +186,8 @@ void muc_admin_set(struct muc *muc, struct room *r, struct occupant *o,
 	else
 		muc_iq_result(st, NULL);
 	for (unsigned i = 0; i < n; i++) {
-		if (!why) {
-			change_apply(r, &c[i]);
-			if (c[i].jid && r->stored)
-				muc_store_affiliation(muc, r, c[i].jid);
-		}
+		if (!why)
+			change_apply(muc, r, &c[i]);
 		jid_free(c[i].jid);
 		free(c[i].reason);
 	}

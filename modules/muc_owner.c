@@ -317,13 +317,9 @@ static void remove_non_members(struct room *r)
 }
 
 /* §10.9: everyone out, told where to go, and the room gone. */
-static void destroy(struct muc *muc, struct room *r, const struct xml_node *st,
-		    const struct xml_node *d)
+void muc_room_destroy(struct muc *muc, struct room *r, const char *venue, const char *reason,
+		      const char *by)
 {
-	const char *venue = xml_attr(d, "jid");
-	char *reason = xml_child_text(d, "reason", NULL);
-
-	muc_iq_result(st, NULL);
 	for (const struct occupant *o = r->occupants; o; o = o->next) {
 		struct xml_node *p = xml_new("presence", "jabber:client");
 		struct xml_node *x = p ? xml_add_child(p, "x", NS_MUC_USER) : NULL;
@@ -345,10 +341,19 @@ static void destroy(struct muc *muc, struct room *r, const struct xml_node *st,
 		muc_route_to(p, o);
 		xml_unref(p);
 	}
-	free(reason);
-	log_info("muc", "%s: destroyed by its owner", r->jid->full);
+	log_info("muc", "%s: destroyed by %s", r->jid->full, by);
 	muc_store_destroy(muc, r);
 	muc_room_remove(muc, r);
+}
+
+static void destroy(struct muc *muc, struct room *r, const struct xml_node *st,
+		    const struct xml_node *d)
+{
+	char *reason = xml_child_text(d, "reason", NULL);
+
+	muc_iq_result(st, NULL);
+	muc_room_destroy(muc, r, xml_attr(d, "jid"), reason, "its owner");
+	free(reason);
 }
 
 void muc_owner_set(struct muc *muc, struct room *r, struct occupant *o,

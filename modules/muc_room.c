@@ -26,9 +26,23 @@ const char *const muc_affiliation_names[] = { "outcast", "none", "member", "admi
 
 /* ---- rooms and occupants ---- */
 
+/* FNV-1a of a room's name, seeded per service: names come from clients, so
+ * which names collide is not for them to know. */
+static uint32_t name_hash(const struct muc *muc, const char *name)
+{
+	uint32_t h = 2166136261u ^ muc->seed;
+
+	for (; name && *name; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h;
+}
+
 struct room *muc_room_find(struct muc *muc, const struct jid *to)
 {
-	for (struct room *r = muc->rooms; r; r = r->next)
+	if (!muc->nbuckets || !to->local)
+		return NULL;
+	for (struct room *r = muc->buckets[name_hash(muc, to->local) & (muc->nbuckets - 1)]; r;
+	     r = r->hnext)
 		if (jid_bare_eq(r->jid, to))
 			return r;
 	return NULL;
@@ -130,14 +144,29 @@ void muc_room_free(struct room *r)
 
 void muc_room_remove(struct muc *muc, struct room *r)
 {
-	for (struct room **pp = &muc->rooms; *pp; pp = &(*pp)->next) {
-		if (*pp == r) {
-			*pp = r->next;
-			muc->nrooms--;
-			break;
+	if (r->pprev) {
+		*r->pprev = r->next;
+		if (r->next)
+			r->next->pprev = r->pprev;
+		for (struct room **pp = &muc->buckets[name_hash(muc, r->jid->local) &
+						      (muc->nbuckets - 1)]; *pp; pp = &(*pp)->hnext) {
+			if (*pp == r) {
+				*pp = r->hnext;
+				break;
+			}
 		}
+		muc->nrooms--;
 	}
 	muc_room_free(r);
+}
+
+void muc_rooms_clear(struct muc *muc)
+{
+	while (muc->rooms)
+		muc_room_remove(muc, muc->rooms);
+	free(muc->buckets);
+	muc->buckets = NULL;
+	muc->nbuckets = 0;
 }
 
 /* The last occupant left: a temporary room ends, with its archive; a
@@ -174,11 +203,48 @@ struct room *muc_room_new(struct muc *muc, const struct jid *jid)
 	return r;
 }
 
-void muc_room_link(struct muc *muc, struct room *r)
+/* The table doubles when it holds two rooms per bucket; without memory it
+ * stays as it is, only slower. */
+static void rooms_grow(struct muc *muc)
 {
+	unsigned n = muc->nbuckets ? muc->nbuckets * 2 : 64;
+	struct room **b;
+
+	if (muc->nbuckets && muc->nrooms < muc->nbuckets * 2)
+		return;
+	if (!muc->nbuckets && RAND_bytes((unsigned char *)&muc->seed, sizeof(muc->seed)) != 1)
+		muc->seed = (uint32_t)time(NULL);
+	if (!(b = calloc(n, sizeof(*b))))
+		return;
+	for (struct room *r = muc->rooms; r; r = r->next) {
+		struct room **slot = &b[name_hash(muc, r->jid->local) & (n - 1)];
+
+		r->hnext = *slot;
+		*slot = r;
+	}
+	free(muc->buckets);
+	muc->buckets = b;
+	muc->nbuckets = n;
+}
+
+/* Returns -1 without memory (the room is not linked then). */
+int muc_room_link(struct muc *muc, struct room *r)
+{
+	struct room **slot;
+
+	rooms_grow(muc);
+	if (!muc->nbuckets)
+		return -1;
+	slot = &muc->buckets[name_hash(muc, r->jid->local) & (muc->nbuckets - 1)];
+	r->hnext = *slot;
+	*slot = r;
 	r->next = muc->rooms;
+	if (r->next)
+		r->next->pprev = &r->next;
+	r->pprev = &muc->rooms;
 	muc->rooms = r;
 	muc->nrooms++;
+	return 0;
 }
 
 /* XEP-0421 §4: base64 of an HMAC of the real bare JID with the room's salt,

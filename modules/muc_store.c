@@ -384,13 +384,7 @@ static bool load_failed(struct muc *muc, const PGresult *res, const char *err,
 		return false;
 	log_error("muc", "%s: cannot read %s back (retrying in %d s): %s", service(muc), what,
 		  LOAD_RETRY_MS / 1000, res ? PQresultErrorMessage(res) : err);
-	while (muc->rooms) {
-		struct room *r = muc->rooms;
-
-		muc->rooms = r->next;
-		muc_room_free(r);
-	}
-	muc->nrooms = 0;
+	muc_rooms_clear(muc);
 	module_timer_start(muc->store->retry, LOAD_RETRY_MS, false);
 	return true;
 }
@@ -496,8 +490,10 @@ static void on_rooms(void *arg, const PGresult *res, const char *err)
 	for (int i = 0; i < PQntuples(res); i++) {
 		struct room *r = room_from_row(muc, res, i);
 
-		if (r)
-			muc_room_link(muc, r);
+		if (r && muc_room_link(muc, r) < 0) {
+			log_error("muc", "%s: out of memory reading it back: left out", r->jid->full);
+			muc_room_free(r);
+		}
 	}
 	if (db_exec_prepared(db_of(muc), muc->affinity, "muc_load_affs", 1, params,
 			     on_affiliations, muc) < 0)

@@ -1,7 +1,8 @@
 /*
  * ctl.c - the control socket parleyctl talks to: status, stats, sessions, kick,
- * reload. (Account management goes straight to the database from parleyctl, so
- * it works with the daemon down.)
+ * reload, and the commands modules serve (module_command: `parleyctl muc ...`).
+ * (Account management goes straight to the database from parleyctl, so it
+ * works with the daemon down.)
  */
 #include "ctl.h"
 
@@ -11,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 #include "db.h"
 #include "jid.h"
 #include "log.h"
+#include "module.h"
 #include "router.h"
 #include "server.h"
 #include "session.h"
@@ -232,6 +235,160 @@ static int cmd_removed(struct out *o, int argc, char **argv)
 	return 0;
 }
 
+/* ---- commands served by modules ---- */
+
+struct command {
+	char *word;
+	struct module *m;
+	command_fn fn;
+	struct command *next;		/* in registration order */
+};
+
+static struct command *mod_commands;
+
+struct ctl_reply {
+	struct evbuffer *b;
+	bool json;
+	bool list;			/* a ctl_list was opened (JSON: closed at the end) */
+	bool first;			/* no item of the list yet */
+	char *error;			/* ctl_fail's message */
+};
+
+int module_command(struct module *m, const char *word, command_fn fn)
+{
+	struct command *c = calloc(1, sizeof(*c)), **pp = &mod_commands;
+
+	if (!c || !(c->word = strdup(word))) {
+		free(c);
+		log_error("ctl", "%s: mod_%s: no memory for command %s", module_host(m),
+			  module_name(m), word);
+		return -1;
+	}
+	c->m = m;
+	c->fn = fn;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = c;
+	return 0;
+}
+
+void ctl_commands_remove(struct module *m)
+{
+	for (struct command **pp = &mod_commands; *pp;) {
+		struct command *c = *pp;
+
+		if (c->m != m) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		free(c->word);
+		free(c);
+	}
+}
+
+bool ctl_json(const struct ctl_reply *r)
+{
+	return r->json;
+}
+
+void ctl_printf(struct ctl_reply *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(r->b, fmt, ap);
+	va_end(ap);
+}
+
+void ctl_str(struct ctl_reply *r, const char *s)
+{
+	if (s)
+		json_str(r->b, s);
+	else
+		evbuffer_add(r->b, "null", 4);
+}
+
+void ctl_list(struct ctl_reply *r, const char *key, const char *header)
+{
+	if (r->list)
+		return;
+	r->list = r->first = true;
+	if (r->json) {
+		evbuffer_add(r->b, ",", 1);
+		json_str(r->b, key);
+		evbuffer_add(r->b, ":[", 2);
+	} else if (header) {
+		evbuffer_add_printf(r->b, "%s\n", header);
+	}
+}
+
+void ctl_item(struct ctl_reply *r)
+{
+	if (r->json && !r->first)
+		evbuffer_add(r->b, ",", 1);
+	r->first = false;
+}
+
+int ctl_fail(struct ctl_reply *r, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[512];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!r->error)
+		r->error = strdup(msg);
+	return -1;
+}
+
+/* Asks each instance that serves the word, in turn (module.h). */
+static int module_commands_run(struct out *o, const char *word, int argc, char **argv)
+{
+	struct ctl_reply r = { .b = evbuffer_new(), .json = o->json };
+	bool known = false;
+	int rc = CTL_PASS;
+
+	if (!r.b)
+		return -1;
+	if (o->json)
+		evbuffer_add_printf(r.b, "{\"ok\":true");
+	for (struct command *c = mod_commands; c && rc == CTL_PASS; c = c->next) {
+		if (strcmp(c->word, word) != 0)
+			continue;
+		known = true;
+		rc = c->fn(c->m, &r, argc, argv);
+	}
+	if (!known) {
+		evbuffer_free(r.b);
+		return -2;
+	}
+	if (rc == CTL_PASS && !r.list)
+		ctl_fail(&r, argc > 1 ? "no service of this server has %s" : "%s: no answer "
+			 "(see parleyctl help)", argc > 1 ? argv[1] : word);
+	if (rc < 0 || r.error) {
+		const char *msg = r.error ? r.error : "failed";
+
+		if (o->json) {
+			evbuffer_add_printf(o->b, "{\"ok\":false,\"error\":");
+			json_str(o->b, msg);
+			evbuffer_add_printf(o->b, "}\n");
+		} else {
+			evbuffer_add_printf(o->b, "%s\n", msg);
+		}
+		rc = -1;
+	} else {
+		if (o->json)
+			evbuffer_add_printf(r.b, "%s}\n", r.list ? "]" : "");
+		evbuffer_add_buffer(o->b, r.b);
+		rc = 0;
+	}
+	free(r.error);
+	evbuffer_free(r.b);
+	return rc;
+}
+
 static int cmd_reload(struct out *o, int argc, char **argv)
 {
 	raise(SIGHUP);	/* one reload path, whether by signal or by parleyctl */
@@ -279,15 +436,23 @@ static void ctl_read(struct bufferevent *bev, void *arg)
 		argv[argc++] = tok;
 	if (argc >= 2) {
 		o.json = strcmp(argv[0], "json") == 0;
-		for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++)
-			if (strcmp(commands[i].name, argv[1]) == 0)
+		bool builtin = false;
+
+		for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
+			if (strcmp(commands[i].name, argv[1]) == 0) {
 				rc = commands[i].fn(&o, argc - 2, argv + 2);
+				builtin = true;
+			}
+		}
+		if (!builtin && (rc = module_commands_run(&o, argv[1], argc - 2, argv + 2)) == -2)
+			rc = -1;	/* no module serves the word: unknown command */
 		if (rc < 0 && evbuffer_get_length(body) == 0)
 			evbuffer_add_printf(body, o.json ? "{\"ok\":false,\"error\":"
 					    "\"unknown command\"}\n" : "unknown command\n");
-		log_info("ctl", "%s: %s", argv[1], rc < 0 ? "failed" : "done");
+		log_info("ctl", "%s%s%s: %s", argv[1], argc > 2 ? " " : "", argc > 2 ? argv[2] : "",
+			 rc < 0 ? "failed" : "done");
 	}
-	bufferevent_write(bev, rc < 0 ? "ERR\n" : "OK\n", 3);
+	bufferevent_write(bev, rc < 0 ? "ERR\n" : "OK\n", rc < 0 ? 4 : 3);
 	bufferevent_write_buffer(bev, body);
 	evbuffer_free(body);
 	free(line);

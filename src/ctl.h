@@ -14,6 +14,11 @@
 int ctl_start(const struct config *cfg);
 void ctl_stop(void);
 
+struct module;
+/* The registry of module commands (module_command): module_unload drops an
+ * instance's. */
+void ctl_commands_remove(struct module *m);
+
 #define CTL_LINE_MAX 4096
 #define CTL_ARGS_MAX 8
 

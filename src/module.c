@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ctl.h"
 #include "log.h"
 #include "server.h"
 
@@ -425,6 +426,7 @@ void module_unload(struct module *m)
 	hooks_remove(m->host, m);
 	iq_remove(m->vh, m);
 	disco_remove(m->vh, m);
+	ctl_commands_remove(m);
 	if (m->free_data)
 		m->free_data(m->data);
 	for (size_t i = 0; i < m->nstrings; i++)

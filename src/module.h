@@ -33,7 +33,7 @@
 #include "xml.h"
 
 /* Bumped whenever a struct or function below changes incompatibly. */
-#define PARLEY_MODULE_ABI 3
+#define PARLEY_MODULE_ABI 4
 
 struct module;
 struct session;
@@ -219,6 +219,39 @@ int module_hook(struct module *m, enum hook h, int priority, hook_fn fn);
 /* Runs a hook's handlers for host (a module may raise one: mod_stream_mgmt hands
  * unacknowledged messages to HOOK_OFFLINE_MESSAGE). HOOK_STOP if one took it. */
 int hooks_run(const char *host, enum hook h, struct hook_args *a);
+
+/*
+ * ---- admin commands: `parleyctl NAME ARG...`, answered on the control socket ----
+ * A module serves a command word (mod_muc: "muc", for `parleyctl muc rooms`).
+ * Each instance that registered the word is asked in turn, with the words after
+ * it, until one returns 0 (done) or -1 (failed, after ctl_fail); CTL_PASS means
+ * "not mine" (a room of another host's service) or "mine too, ask the others"
+ * (a listing of every service's rooms). The handler runs on the loop and answers
+ * now: it reads what the module holds in memory, it does not wait for a query.
+ * The reply is text or JSON as parleyctl asked (--json); the core frames the JSON
+ * as {"ok":true, ...what the handler wrote...} and an error as
+ * {"ok":false,"error":"..."}, so a handler writes its fields with a leading comma:
+ *	if (ctl_json(r)) { ctl_printf(r, ",\"name\":"); ctl_str(r, name); }
+ *	else ctl_printf(r, "name  %s\n", name);
+ */
+struct ctl_reply;
+#define CTL_PASS 1
+typedef int (*command_fn)(struct module *m, struct ctl_reply *r, int argc, char **argv);
+
+int module_command(struct module *m, const char *word, command_fn fn);
+bool ctl_json(const struct ctl_reply *r);
+void ctl_printf(struct ctl_reply *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A JSON string (quoted and escaped), or null for NULL. */
+void ctl_str(struct ctl_reply *r, const char *s);
+/* A list that every asked instance adds to: in JSON ,"key":[ written once (the
+ * core closes it), in text the header line written once. Listing claims the
+ * request: an empty list is an answer, not "no such thing". */
+void ctl_list(struct ctl_reply *r, const char *key, const char *header);
+/* Before each item of the list in JSON: the comma between items. */
+void ctl_item(struct ctl_reply *r);
+/* The request failed: msg replaces whatever was written. Returns -1. */
+int ctl_fail(struct ctl_reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- IQ handlers, by (domain, type, payload namespace) ---- */
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "ctl.h"
 #include "db.h"
 #include "jid.h"
 #include "module.h"
@@ -290,6 +291,60 @@ static int cmd_kick(struct ctl *ctl, int argc, char **argv)
 static int cmd_reload(struct ctl *ctl, int argc, char **argv)
 {
 	return daemon_call(ctl, "reload", 0, argv);
+}
+
+/* A command a module serves: the word and the subcommand go to the daemon. */
+static int module_call(struct ctl *ctl, const char *word, const char *sub, int min, int max,
+		       const char *usage, int argc, char **argv)
+{
+	char *args[CTL_ARGS_MAX];
+
+	if (argc < min || argc > max || argc + 1 > CTL_ARGS_MAX) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "usage: parleyctl %s %s %s", word, sub, usage);
+		fail_json(ctl, msg);
+		return EXIT_USAGE;
+	}
+	args[0] = (char *)sub;
+	for (int i = 0; i < argc; i++)
+		args[i + 1] = argv[i];
+	return daemon_call(ctl, word, argc + 1, args);
+}
+
+static int cmd_muc_rooms(struct ctl *ctl, int argc, char **argv)
+{
+	return module_call(ctl, "muc", "rooms", 0, 1, "[SERVICE]", argc, argv);
+}
+
+static int cmd_muc_info(struct ctl *ctl, int argc, char **argv)
+{
+	return module_call(ctl, "muc", "info", 1, 1, "ROOM", argc, argv);
+}
+
+static int cmd_muc_create(struct ctl *ctl, int argc, char **argv)
+{
+	return module_call(ctl, "muc", "create", 1, 2, "ROOM [OWNER]", argc, argv);
+}
+
+static int cmd_muc_destroy(struct ctl *ctl, int argc, char **argv)
+{
+	return module_call(ctl, "muc", "destroy", 1, 2, "ROOM [REASON]", argc, argv);
+}
+
+static int cmd_muc_occupants(struct ctl *ctl, int argc, char **argv)
+{
+	return module_call(ctl, "muc", "occupants", 1, 1, "ROOM", argc, argv);
+}
+
+static int cmd_muc_affiliation(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc == 2) {
+		fail_json(ctl, "usage: parleyctl muc affiliation ROOM [JID AFFILIATION]");
+		return EXIT_USAGE;
+	}
+	return module_call(ctl, "muc", "affiliation", 1, 3, "ROOM [JID AFFILIATION]", argc,
+			   argv);
 }
 
 /* ---- accounts: straight to the database, so they work with parleyd down ---- */
@@ -776,6 +831,16 @@ static const struct command commands[] = {
 	  cmd_kick },
 	{ "reload", "", "re-read the config (as SIGHUP does)", cmd_reload },
 	{ "modules", "", "list the installed modules and their options", cmd_modules },
+	{ "muc rooms", "[SERVICE]", "list the group chat rooms (mod_muc)", cmd_muc_rooms },
+	{ "muc info", "ROOM", "a room's configuration, occupants and affiliations",
+	  cmd_muc_info },
+	{ "muc create", "ROOM [OWNER]", "create a persistent room, open at once",
+	  cmd_muc_create },
+	{ "muc destroy", "ROOM [REASON]", "destroy a room: occupants told, archive deleted",
+	  cmd_muc_destroy },
+	{ "muc occupants", "ROOM", "list who is in a room", cmd_muc_occupants },
+	{ "muc affiliation", "ROOM [JID AFF]", "list a room's affiliations, or set one "
+	  "(owner, admin, member, outcast, none)", cmd_muc_affiliation },
 	{ "offline purge", "[DAYS]", "delete stored offline messages older than DAYS "
 	  "(default: each host's mod_offline retention-days)", cmd_offline_purge },
 	{ "db migrate", "", "apply pending schema migrations to the database", cmd_db_migrate },

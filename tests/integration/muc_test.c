@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "xmpptest.h"
@@ -2701,6 +2702,183 @@ static void t_voice_request(void)
 	reset3();
 }
 
+/* ---- parleyctl muc: the administrator's view of the rooms ---- */
+
+#define CTL_ROOM "ctlroom"
+static char ctl_out[16384];
+
+/* Runs `$PARLEY_CTL ARGS` (ARGS a shell line) with stdout and stderr in
+ * ctl_out; its exit status. With json, the output must also parse as one JSON
+ * object (python3), else 98. */
+static int __attribute__((format(printf, 2, 3))) ctl(bool json, const char *fmt, ...)
+{
+	const char *tool = getenv("PARLEY_CTL");
+	char args[1024], cmd[2048];
+	size_t len = 0, got;
+	va_list ap;
+	FILE *fp;
+	int st;
+
+	ctl_out[0] = '\0';
+	if (!tool)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	if (json)
+		snprintf(cmd, sizeof(cmd), "o=$(%s --json %s 2>&1); rc=$?; printf '%%s\\n' \"$o\"; "
+			 "printf '%%s' \"$o\" | python3 -c 'import json,sys; "
+			 "assert isinstance(json.load(sys.stdin), dict)' 2>/dev/null || exit 98; "
+			 "exit $rc", tool, args);
+	else
+		snprintf(cmd, sizeof(cmd), "%s %s 2>&1", tool, args);
+	if (!(fp = popen(cmd, "r")))
+		return -1;
+	while (len + 1 < sizeof(ctl_out) &&
+	       (got = fread(ctl_out + len, 1, sizeof(ctl_out) - 1 - len, fp)) > 0)
+		len += got;
+	ctl_out[len] = '\0';
+	st = pclose(fp);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool out_has(const char *s) { return strstr(ctl_out, s) != NULL; }
+
+static void t_ctl(void)
+{
+	const char *create = "parleyctl muc create ROOM OWNER: exit 0; the room is there at "
+			     "once, unlocked (a joiner gets no 201) and the owner owner";
+	const char *rooms = "parleyctl --json muc rooms: the room, persistent, with its 2 "
+			    "occupants (valid JSON)";
+	const char *occ = "parleyctl --json muc occupants: each nick with its role, "
+			  "affiliation and real JID";
+	const char *info = "parleyctl --json muc info: occupants 2, persistent, 1 owner; "
+			   "text form too";
+	const char *ban = "parleyctl muc affiliation ROOM JID outcast: the occupant is sent "
+			  "out (301 to it and to the others) and the list shows it";
+	const char *destroy = "parleyctl muc destroy ROOM REASON: each occupant gets "
+			      "unavailable with <destroy><reason/>; the room is gone (info: "
+			      "exit 1, no room)";
+	const char *errors = "parleyctl muc: another service's room, a second create, a bad "
+			     "affiliation, a bad JID: exit 1 with a message, --json ok false";
+	char nicks[USERS + 1][64] = { { 0 } }, want[512], own[320];
+	struct ev e;
+	int rc;
+	bool got, ok;
+
+	if (!getenv("PARLEY_CTL") || !m[1] || !m[2] || !m[3]) {
+		fail_all("set-up: PARLEY_CTL, m1..m3 online", create, rooms, occ, info, ban,
+			 destroy, errors, NULL);
+		return;
+	}
+	sync_all();
+	rc = ctl(false, "muc create %s %s", rjr(CTL_ROOM, NULL), bare_jid(1));
+	why_reset();
+	why_add("exit %d: %s; ", rc, ctl_out);
+	send_join_in(CTL_ROOM, 1, "chief", NULL);
+	got = await_self_in(CTL_ROOM, 1, "chief", &e, NULL) && !*e.type;
+	ok = rc == 0 && got && !has_code(&e, 201) && eq(e.aff, "owner");
+	why_add("m1 got: %s; ", raw_or(&e));
+	if (got)
+		CP(nicks[1], "chief");
+	send_join_in(CTL_ROOM, 2, "two", NULL);
+	got = await_self_in(CTL_ROOM, 2, "two", &e, NULL) && !*e.type;
+	if (got)
+		CP(nicks[2], "two");
+	ok = ok && got && !has_code(&e, 201);
+	why_add("m2 got: %s", raw_or(&e));
+	xt_report(create, ok, "%s", why);
+	if (!nicks[1][0] || !nicks[2][0]) {
+		fail_all("set-up: the room made by parleyctl", rooms, occ, info, ban, destroy,
+			 NULL);
+		return;
+	}
+	send_join_in(CTL_ROOM, 3, "three", NULL);
+	if (await_self_in(CTL_ROOM, 3, "three", &e, NULL) && !*e.type)
+		CP(nicks[3], "three");
+	sync_all();
+
+	rc = ctl(true, "muc rooms");
+	snprintf(want, sizeof(want), "{\"jid\":\"%s\",\"name\":null,\"occupants\":3,"
+		 "\"persistent\":true,\"public\":true", rjr(CTL_ROOM, NULL));
+	xt_report(rooms, rc == 0 && out_has("{\"ok\":true,\"rooms\":[") && out_has(want),
+		  "exit %d, want %s in: %s", rc, want, ctl_out);
+
+	rc = ctl(true, "muc occupants %s", rjr(CTL_ROOM, NULL));
+	snprintf(want, sizeof(want), "{\"nick\":\"two\",\"role\":\"participant\","
+		 "\"affiliation\":\"none\",\"occupant_id\":\"");
+	snprintf(own, sizeof(own), "\"jids\":[\"%s/r\"]", bare_jid(2));
+	xt_report(occ, rc == 0 && out_has(want) && out_has(own) &&
+		  out_has("{\"nick\":\"chief\",\"role\":\"moderator\",\"affiliation\":\"owner\""),
+		  "exit %d: %s", rc, ctl_out);
+
+	rc = ctl(true, "muc info %s", rjr(CTL_ROOM, NULL));
+	ok = rc == 0 && out_has("\"occupants\":3,") && out_has("\"persistent\":true") &&
+	     out_has("\"affiliations\":{\"owner\":1,\"admin\":0,\"member\":0,\"outcast\":0}");
+	why_reset();
+	why_add("json exit %d: %s; ", rc, ctl_out);
+	rc = ctl(false, "muc info %s", rjr(CTL_ROOM, NULL));
+	ok = ok && rc == 0 && out_has("occupants       3 (at most ") && out_has("persistent");
+	why_add("text exit %d: %s", rc, ctl_out);
+	xt_report(info, ok, "%s", why);
+
+	why_reset();
+	ok = nicks[3][0] != '\0';
+	rc = ctl(false, "muc affiliation %s %s outcast", rjr(CTL_ROOM, NULL), bare_jid(3));
+	why_add("exit %d: %s; ", rc, ctl_out);
+	ok = ok && rc == 0;
+	CP(own, rjr(CTL_ROOM, "three"));
+	got = wait_ev(m[3], &e, "presence", "unavailable", own);
+	ok = ok && got && has_code(&e, 301) && has_code(&e, 110);
+	why_add("m3 got: %s; ", raw_or(&e));
+	got = wait_ev(m[2], &e, "presence", "unavailable", own);
+	ok = ok && got && has_code(&e, 301) && !has_code(&e, 110);
+	why_add("m2 got: %s; ", raw_or(&e));
+	nicks[3][0] = '\0';
+	rc = ctl(false, "muc affiliation %s", rjr(CTL_ROOM, NULL));
+	snprintf(want, sizeof(want), "%s", bare_jid(3));
+	ok = ok && rc == 0 && out_has(want) && out_has("outcast") && out_has("owner");
+	why_add("list exit %d: %s", rc, ctl_out);
+	xt_report(ban, ok, "%s", why);
+
+	why_reset();
+	rc = ctl(false, "muc destroy %s 'closing time'", rjr(CTL_ROOM, NULL));
+	ok = rc == 0 && out_has("destroyed");
+	why_add("exit %d: %s; ", rc, ctl_out);
+	for (int j = 1; j <= 2; j++) {
+		CP(own, rjr(CTL_ROOM, nicks[j]));
+		got = wait_ev(m[j], &e, "presence", "unavailable", own);
+		ok = ok && got && e.destroy && eq(e.destroy_reason, "closing time");
+		why_add("m%d got: %s; ", j, raw_or(&e));
+	}
+	rc = ctl(false, "muc info %s", rjr(CTL_ROOM, NULL));
+	ok = ok && rc == 1 && out_has("no room");
+	why_add("info after: exit %d: %s", rc, ctl_out);
+	xt_report(destroy, ok, "%s", why);
+
+	why_reset();
+	ok = true;
+	rc = ctl(false, "muc info room@nowhere.example");
+	ok = ok && rc == 1 && out_has("no service");
+	why_add("other service: exit %d: %s; ", rc, ctl_out);
+	rc = ctl(false, "muc create %s", rjr("ctltwo", NULL));
+	ok = ok && rc == 0;
+	why_add("create: exit %d: %s; ", rc, ctl_out);
+	rc = ctl(true, "muc create %s", rjr("ctltwo", NULL));
+	ok = ok && rc == 1 && out_has("{\"ok\":false,\"error\":") && out_has("exists");
+	why_add("again: exit %d: %s; ", rc, ctl_out);
+	rc = ctl(false, "muc affiliation %s %s king", rjr("ctltwo", NULL), bare_jid(2));
+	ok = ok && rc == 1 && out_has("not an affiliation");
+	why_add("king: exit %d: %s; ", rc, ctl_out);
+	rc = ctl(false, "muc occupants 'not a jid@@'");
+	ok = ok && rc == 1 && out_has("not a room JID");
+	why_add("bad jid: exit %d: %s; ", rc, ctl_out);
+	rc = ctl(false, "muc destroy %s", rjr("ctltwo", NULL));
+	ok = ok && rc == 0;
+	why_add("destroy: exit %d: %s", rc, ctl_out);
+	xt_report(errors, ok, "%s", why);
+}
+
 int main(void)
 {
 	host = getenv("PARLEY_HOST");
@@ -2761,6 +2939,7 @@ int main(void)
 	t_direct_invite();
 	t_voice_request();
 	t_destroy_room();
+	t_ctl();
 	for (int i = 1; i <= USERS; i++) {
 		if (m[i])
 			xt_sendf(m[i], "</stream:stream>");
