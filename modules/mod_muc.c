@@ -549,8 +549,13 @@ static void on_iq(struct muc *muc, struct xml_node *st, const struct jid *from,
 	struct room *r = muc_room_find(muc, to);
 	struct occupant *o = r ? muc_by_real(r, from) : NULL;
 
-	if (!type || !strcmp(type, "result") || !strcmp(type, "error"))
+	if (!type)
 		return;
+	if (!strcmp(type, "result") || !strcmp(type, "error")) {
+		if (r && to->resource)
+			muc_iq_answer(r, st, from, to);
+		return;
+	}
 	if (!r) {
 		muc_reply_error(st, "cancel", "item-not-found", "no such room");
 		return;
@@ -562,8 +567,11 @@ static void on_iq(struct muc *muc, struct xml_node *st, const struct jid *from,
 			muc_iq_result(st, NULL);
 			return;
 		}
-		muc_reply_error(st, "modify", "not-acceptable", o ? "IQs to other occupants are "
-			    "not passed on yet" : "you are not an occupant of this room");
+		if (o)
+			muc_iq_forward(r, o, st, from, to);
+		else
+			muc_reply_error(st, "modify", "not-acceptable", "you are not an occupant "
+				    "of this room");
 		return;
 	}
 	if (!payload || !payload->ns)

@@ -11,6 +11,7 @@
  * muc_request.c  invitations and declines, voice requests (§7.8, §7.13, §8.6)
  * muc_register.c registration with a room and reserved nicks (§7.10, §7.12)
  * muc_ctl.c    `parleyctl muc ...`: rooms for the administrator
+ * muc_iq.c     IQs between occupants, through the room (§6.5)
  */
 #ifndef PARLEY_MUC_H
 #define PARLEY_MUC_H
@@ -286,6 +287,12 @@ void muc_store_free(struct muc *muc);
 int muc_mam_init(struct muc *muc);
 void muc_mam_query(struct muc *muc, struct room *r, const struct xml_node *st,
 		   const struct xml_node *query);
+/* muc_iq.c: an occupant's IQ get/set to another occupant, passed to its real
+ * JID; an answer (result, error) to an occupant JID, passed back. */
+void muc_iq_forward(struct room *r, const struct occupant *asker, const struct xml_node *st,
+		    const struct jid *from, const struct jid *to);
+void muc_iq_answer(struct room *r, const struct xml_node *st, const struct jid *from,
+		   const struct jid *to);
 /* muc_ctl.c: registers the "muc" command word. */
 int muc_ctl_init(struct muc *muc);
 void muc_mam_fields(const struct xml_node *st);

@@ -2702,6 +2702,82 @@ static void t_voice_request(void)
 	reset3();
 }
 
+/* ---- IQs between occupants, through the room (§6.5) ---- */
+
+static void t_occupant_iq(void)
+{
+	const char *pass_on = "occupant IQ: m5's version query to room2/own reaches m1's real "
+			      "JID from room2/adm, with the room's own id";
+	const char *back = "occupant IQ: m1's answer comes back to m5 from room2/own with "
+			   "m5's own id and the payload";
+	const char *vcard = "occupant IQ: a vcard-temp get goes to the occupant's bare JID, "
+			    "whose server's answer (an error here) comes back with m5's id";
+	const char *outsider = "occupant IQ: a non-occupant's IQ to an occupant JID gets "
+			       "not-acceptable; one to a nick not in the room item-not-found";
+	const char *forged = "occupant IQ: an answer with a forged id reaches nobody";
+	char own[320], adm[320], fid[256], want[400];
+	struct ev e, res;
+	bool got, ok;
+
+	if (!need2(1, "own") || !need2(5, "adm") || !m[8] || !m[3]) {
+		fail_all("set-up: room2 with own and adm, m3 and m8 online", pass_on, back, vcard,
+			 outsider, forged, NULL);
+		return;
+	}
+	leave2(8);
+	leave2(3);
+	sync_all();
+	CP(own, r2j("own"));
+	CP(adm, r2j("adm"));
+	xt_sendf(m[5], "<iq type='get' id='v-1' to='%s'><query xmlns='jabber:iq:version'/>"
+		 "</iq>", own);
+	got = wait_ev(m[1], &e, "iq", "get", adm);
+	snprintf(want, sizeof(want), "to='%s/r'", bare_jid(1));
+	xt_report(pass_on, got && strncmp(e.id, "mucq-", 5) == 0 && strstr(e.raw, want) &&
+		  strstr(e.raw, "jabber:iq:version"), "got: %s", raw_or(&e));
+	if (got) {
+		CP(fid, e.id);
+		xt_sendf(m[1], "<iq type='result' id='%s' to='%s'><query xmlns='jabber:iq:version'>"
+			 "<name>muc-test</name></query></iq>", fid, adm);
+	}
+	ok = got && wait_ev(m[5], &e, "iq", "result", own);
+	xt_report(back, ok && eq(e.id, "v-1") && strstr(e.raw, "<name>muc-test</name>"),
+		  "got: %s", ok ? e.raw : "nothing");
+
+	xt_sendf(m[5], "<iq type='get' id='vc-1' to='%s'><vCard xmlns='vcard-temp'/></iq>", own);
+	ok = wait_ev(m[5], &e, "iq", NULL, own) && eq(e.id, "vc-1") &&
+	     (eq(e.type, "error") || eq(e.type, "result"));
+	/* m1's client must not have seen it: its account answers for it. */
+	got = muc_iq(1, r2j(NULL), "get", "<query xmlns='" XT_NS_DISCO_INFO "'/>", &res);
+	for (int k = 0; k < nback[1]; k++)
+		if (eq(backlog[1][k].name, "iq") && eq(backlog[1][k].from, adm))
+			ok = false;
+	xt_report(vcard, ok, "got: %s", raw_or(&e));
+
+	got = muc_iq(8, own, "get", "<query xmlns='jabber:iq:version'/>", &res);
+	ok = got && is_error(&res, "not-acceptable");
+	why_reset();
+	why_add("outsider got: %s; ", raw_or(&res));
+	got = muc_iq(5, r2j("nobody-here"), "get", "<query xmlns='jabber:iq:version'/>", &res);
+	ok = ok && got && is_error(&res, "item-not-found");
+	why_add("no such nick: %s", raw_or(&res));
+	xt_report(outsider, ok, "%s", why);
+
+	/* m3, not in the room, and m1, in it, answer IQs the room never sent. */
+	xt_sendf(m[3], "<iq type='result' id='mucq-bTVAbXVjLmV4YW1wbGUvcgp4' to='%s'/>", adm);
+	xt_sendf(m[1], "<iq type='result' id='mucq-%s' to='%s'/>", "bm90IGEgamlkCng=", adm);
+	xt_sendf(m[1], "<iq type='result' id='plain-id' to='%s'/>", adm);
+	got = muc_iq(5, r2j(NULL), "get", "<query xmlns='" XT_NS_DISCO_INFO "'/>", &res);
+	ok = got;
+	for (int k = 0; k < nback[5]; k++)
+		if (eq(backlog[5][k].name, "iq")) {
+			ok = false;
+			CP(want, backlog[5][k].raw);
+		}
+	xt_report(forged, ok, "m5 got: %s", ok ? "nothing (right)" : want);
+	sync_all();
+}
+
 /* ---- parleyctl muc: the administrator's view of the rooms ---- */
 
 #define CTL_ROOM "ctlroom"
@@ -2938,6 +3014,7 @@ int main(void)
 	t_invite();
 	t_direct_invite();
 	t_voice_request();
+	t_occupant_iq();
 	t_destroy_room();
 	t_ctl();
 	for (int i = 1; i <= USERS; i++) {
