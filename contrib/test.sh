@@ -14,18 +14,25 @@ build_parley "--enable-werror" || exit 1
 
 TMP=$(mktemp -d /tmp/parley-test.XXXXXX)
 chmod 755 "$TMP"
-cleanup() { pg_stop; rm -rf "$TMP"; }
+# Two clusters: the tests that check reconnection (test_db) restart theirs,
+# and the integration tests, running meanwhile (make -j), must not see that.
+PG_DIR2=
+cleanup() { pg_stop; [ -n "$PG_DIR2" ] && PG_DIR=$PG_DIR2 pg_stop; rm -rf "$TMP"; }
 trap cleanup EXIT
-PG_FSYNC=off pg_start "$TMP/pg"
+PG_FSYNC=off pg_start "$TMP/pg2"
 pg_createdb parley_test
+PG_DIR2=$PG_DIR
+export PARLEY_TEST_PG_RESTARTABLE="$PG_CONNINFO_BASE dbname=parley_test"
 cat >"$TMP/pg-restart" <<RESTART
 #!/bin/sh
-# Used by the tests that check reconnection: restarts the private cluster.
+# Used by the tests that check reconnection: restarts their private cluster.
 $(declare -f pg_run pg_user)
 pg_run "$PG_BIN/pg_ctl -D '$PG_DIR/data' -m fast -w -t 60 restart \
 	-l '$PG_DIR/postgres.log'" >/dev/null
 RESTART
 chmod +x "$TMP/pg-restart"
+PG_FSYNC=off pg_start "$TMP/pg"
+pg_createdb parley_test
 
 export PARLEY_TEST_PG="$PG_CONNINFO_BASE dbname=parley_test"
 export PARLEY_TEST_PG_BASE="$PG_CONNINFO_BASE"

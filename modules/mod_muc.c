@@ -184,11 +184,27 @@ static void join(struct muc *muc, struct room *r, struct xml_node *st, const str
 		;
 	*pp = o;
 	r->count++;
-	/* A new room has its creator alone, told that the room is new (201). */
-	if (fresh)
-		muc_send_presence_of(o, o, false, NULL, created, NULL);
-	else
-		muc_broadcast_join(r, o, r->cfg.whois_anyone ? open_jids : NULL);
+	/* The own presence's codes: 201 a new room (its creator alone), 100 real
+	 * JIDs shown to all, 170 the room archived (§7.2.12), 210 the nick as the
+	 * server prepared it, not as sent (resourceprep of the JID, §7.2.1). */
+	{
+		const char *self[5];
+		unsigned n = 0;
+
+		if (fresh)
+			self[n++] = created[0];
+		if (r->cfg.whois_anyone)
+			self[n++] = open_jids[0];
+		if (r->cfg.archive)
+			self[n++] = "170";
+		if (st->to_resource_changed)
+			self[n++] = "210";
+		self[n] = NULL;
+		if (fresh)
+			muc_send_presence_of(o, o, false, NULL, self, NULL);
+		else
+			muc_broadcast_join(r, o, self);
+	}
 	muc_send_history(muc, r, o->real, st);
 	muc_send_subject(r, o->real);
 }
@@ -794,6 +810,23 @@ static int service_items(struct iq *iq)
 	return iq_reply(iq, q);
 }
 
+/* The server stops: each occupant is told it is out of the room because the
+ * service goes down (332), in its own unavailable presence only: the others
+ * leave at the same moment, so nobody is told of everyone (N² presences). */
+static int on_stopping(struct module *m, struct hook_args *a)
+{
+	static const char *const shutdown[] = { "332", NULL };
+	struct muc *muc = module_data(m);
+
+	(void)a;
+	for (struct room *r = muc->rooms; r; r = r->next)
+		for (struct occupant *o = r->occupants; o; o = o->next) {
+			o->role = ROLE_NONE;
+			muc_send_presence_of(o, o, true, NULL, shutdown, NULL);
+		}
+	return HOOK_PASS;
+}
+
 static void muc_free(void *p)
 {
 	struct muc *muc = p;
@@ -825,6 +858,7 @@ static int load(struct module *m)
 	module_feature(m, NS_MUC);
 	module_iq(m, IQ_GET, NS_DISCO_ITEMS, service_items);
 	module_stanza(m, on_stanza);
+	module_hook(m, HOOK_SERVER_STOPPING, 0, on_stopping);
 	return 0;
 }
 

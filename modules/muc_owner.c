@@ -283,7 +283,7 @@ static int config_copy(const struct room_config *from, struct room_config *to)
 
 /* §10.2.1: occupants are told the configuration changed (104), and how
  * their privacy did: 172 real JIDs now public, 173 no longer. */
-static void announce_change(const struct room *r, const char *privacy)
+static void announce_change(const struct room *r, const char *privacy, const char *logging)
 {
 	struct xml_node *m = xml_new("message", "jabber:client");
 	struct xml_node *x = m ? xml_add_child(m, "x", NS_MUC_USER) : NULL;
@@ -292,6 +292,8 @@ static void announce_change(const struct room *r, const char *privacy)
 		muc_add_status(x, "104");
 		if (privacy)
 			muc_add_status(x, privacy);
+		if (logging)
+			muc_add_status(x, logging);
 		xml_attr_set(m, "type", "groupchat");
 		xml_attr_set(m, "from", r->jid->full);
 		for (const struct occupant *to = r->occupants; to; to = to->next)
@@ -361,7 +363,7 @@ void muc_owner_set(struct muc *muc, struct room *r, struct occupant *o,
 {
 	const struct xml_node *x = xml_child(query, "x", NS_XDATA);
 	const struct xml_node *d = xml_child(query, "destroy", NULL);
-	const char *type = x ? xml_attr(x, "type") : NULL, *bad, *privacy;
+	const char *type = x ? xml_attr(x, "type") : NULL, *bad, *privacy, *logging;
 	struct room_config c;
 	bool was_locked = r->locked, members_only;
 
@@ -396,6 +398,8 @@ void muc_owner_set(struct muc *muc, struct room *r, struct occupant *o,
 		return;
 	}
 	privacy = c.whois_anyone == r->cfg.whois_anyone ? NULL : c.whois_anyone ? "172" : "173";
+	/* §10.2.1: archiving turned on (170) or off (171). */
+	logging = c.archive == r->cfg.archive ? NULL : c.archive ? "170" : "171";
 	members_only = c.members_only && !r->cfg.members_only;
 	muc_config_free(&r->cfg);
 	r->cfg = c;
@@ -411,7 +415,7 @@ void muc_owner_set(struct muc *muc, struct room *r, struct occupant *o,
 		muc_store_forget(muc, r);
 	muc_iq_result(st, NULL);
 	if (!was_locked && xml_child(x, "field", NULL))
-		announce_change(r, privacy);
+		announce_change(r, privacy, logging);
 	if (members_only)
 		remove_non_members(r);
 }

@@ -957,7 +957,7 @@ static bool route_session_stanza(struct c2s *c, struct xml_node *st)
 	const struct jid *me = session_jid(c->sess);
 	const char *to = xml_attr(st, "to");
 	struct jid *toj = NULL;
-	const char *err = NULL;
+	const char *err = NULL, *slash;
 
 	if (kind == STANZA_OTHER) {
 		struct hook_args a = { .sess = c->sess, .stanza = st, .from = me };
@@ -975,6 +975,9 @@ static bool route_session_stanza(struct c2s *c, struct xml_node *st)
 			bounce(c, st, "jid-malformed", err);
 			return false;
 		}
+		slash = strchr(to, '/');
+		st->to_resource_changed = slash && toj->resource &&
+					  strcmp(slash + 1, toj->resource) != 0;
 		xml_attr_set(st, "to", toj->full);	/* the prepared form */
 	}
 	if (kind == STANZA_IQ) {

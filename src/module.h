@@ -169,6 +169,7 @@ int module_stanza(struct module *m, stanza_fn fn);
  *	OFFLINE_MESSAGE		-	yes	yes	bare
  *	PRESENCE_IN		-	yes	yes	bare
  *	USER_REMOVED		-	-	-	bare	user
+ *	SERVER_STOPPING		-	-	-	-
  *
  * "sess" in from/to: the session's full JID; "bare": the local account's.
  */
@@ -194,6 +195,9 @@ enum hook {
 	/* A non-stanza element from an authenticated client before it bound a
 	 * resource (->user, ->stream): XEP-0198 <resume/>. */
 	HOOK_C2S_PREBIND,
+	/* parleyd is shutting down (SIGTERM): streams are still open, and what a
+	 * module sends now goes out before their <system-shutdown/>. */
+	HOOK_SERVER_STOPPING,
 	HOOK_COUNT
 };
 

@@ -187,6 +187,11 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		   : "SIGINT");
 	server.shutting_down = true;
 	listeners_stop();
+	for (size_t i = 0; i < vhost_count(); i++) {
+		struct hook_args a = { 0 };
+
+		hooks_run(vhost_at(i)->name, HOOK_SERVER_STOPPING, &a);
+	}
 	c2s_shutdown_all();
 	/* Sessions kept for resumption end too: their unacked messages are stored. */
 	sm_unbind_all("the server is shutting down");

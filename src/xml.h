@@ -34,6 +34,9 @@ struct xml_node {
 	int refs;			/* meaningful on roots only */
 	unsigned line;			/* source line when parsed, else 0 */
 	bool held;			/* in a tree whose bytes are kept */
+	bool to_resource_changed;	/* roots: the resource of 'to' in its prepared
+					 * form differs from what the sender wrote
+					 * (XEP-0045 status 210: a nick changed) */
 	char *name;			/* element: local name; text: NULL */
 	char *ns;			/* element: namespace URI or NULL */
 	char *text;			/* text node: the text (NUL-terminated) */

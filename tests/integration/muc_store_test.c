@@ -7,7 +7,8 @@
  *                        archived), gives s2 member, s3 admin, s4 outcast,
  *                        sets a subject and says m1..m12; the archive is
  *                        paged forwards and backwards and filtered; a
- *                        temporary room's archive goes with the room; the
+ *                        temporary room's archive goes with the room; a
+ *                        XEP-0198 ack waits for the archive's commit; the
  *                        message rate limit holds.
  *   (parleyd restarts)
  *   PARLEY_PHASE=after   "keep" is there, empty, with its name, form,
@@ -17,7 +18,8 @@
  *
  * Prints TAP lines without numbers; muc_store.test adds the plan. Env:
  * PARLEY_HOST, PARLEY_PORT (tls="none"), PARLEY_PASS (of s1..s4), PARLEY_MUC,
- * PARLEY_PHASE, PARLEY_STATE (a file the phases share).
+ * PARLEY_PHASE, PARLEY_STATE (a file the phases share), PARLEY_TEST_DB (the
+ * database's conninfo, for psql to lock the archive).
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "xmpptest.h"
 
@@ -601,6 +604,119 @@ static void t_back(void)
 	leave(1, "keep", "boss");
 }
 
+/* ---- XEP-0198: the sender's ack means the room has the message ---- */
+
+#define NS_SM "urn:xmpp:sm:3"
+#define LOCK_S 3		/* how long the test holds the archive locked */
+
+/* The highest h of the <a/> elements read within ms (-1: none). */
+static long read_acks(struct xt *c, int ms)
+{
+	long long end = now_ms() + ms, left;
+	struct xt_node *n;
+	long h = -1;
+
+	while ((left = end - now_ms()) > 0 && (n = xt_read_ms(c, (int)left)))
+		if (xt_is(n, NS_SM, "a") && xt_attr(n, "h") && atol(xt_attr(n, "h")) > h)
+			h = atol(xt_attr(n, "h"));
+	return h;
+}
+
+static void t_sm_ack(void)
+{
+	const char *held = "XEP-0198: while the archive table is locked, the sender's <a/> "
+			   "does not cover its groupchat message (the room has not stored it)";
+	const char *after = "XEP-0198: once the lock goes, <a/> covers it";
+	const char *db = getenv("PARLEY_TEST_DB");
+	char err[256], sql[512], marker[512], cmd[1600];
+	struct xt *c;
+	struct xt_node *n;
+	long h_held, h_after = -1;
+	bool locked = false;
+	FILE *f;
+
+	if (!db || !state) {
+		xt_report(held, false, "set-up: PARLEY_TEST_DB, PARLEY_STATE");
+		xt_report(after, false, "set-up failed");
+		return;
+	}
+	c = xt_login("127.0.0.1", port, XT_TCP, host, "s3", pass, NULL, "sm", NULL, err,
+		     sizeof(err));
+	if (c) {
+		xt_sendf(c, "<enable xmlns='" NS_SM "'/>");
+		while ((n = xt_read(c)) && !xt_is(n, NS_SM, "enabled") && !xt_is(n, NS_SM, "failed"))
+			;
+		if (!n || !xt_is(n, NS_SM, "enabled")) {
+			xt_free(c);
+			c = NULL;
+			snprintf(err, sizeof(err), "no <enabled/>");
+		}
+	}
+	if (c) {	/* stanzas 1 and 2 of the count: the join of a new room, its form */
+		xt_sendf(c, "<presence to='%s'><x xmlns='" NS_MUC "'/></presence>",
+			 rj("acks", "acker"));
+		n = next_from(c, "presence", rj("acks", "acker"));
+		if (!n || !has_status(n, "201"))
+			snprintf(err, sizeof(err), "no 201 for the new room acks: %s",
+				 n ? xt_raw(n) : "nothing");
+		n = n ? xt_iq(c, "set", rj("acks", NULL), "<query xmlns='" NS_MUC_OWNER "'><x "
+			      "xmlns='" NS_XDATA "' type='submit'/></query>") : NULL;
+		if (!n || !eq(xt_attr(n, "type"), "result")) {
+			snprintf(err, sizeof(err), "instant room: %s", n ? xt_raw(n) : "nothing");
+			xt_free(c);
+			c = NULL;
+		}
+	}
+	/* A psql in the background takes the lock, says so, holds it LOCK_S s. */
+	snprintf(sql, sizeof(sql), "%s.lock.sql", state);
+	snprintf(marker, sizeof(marker), "%s.locked", state);
+	remove(marker);
+	if (c && (f = fopen(sql, "w"))) {
+		fprintf(f, "BEGIN;\nLOCK TABLE muc_archive IN EXCLUSIVE MODE;\n\\! touch '%s'\n"
+			"SELECT pg_sleep(%d);\nCOMMIT;\n", marker, LOCK_S);
+		fclose(f);
+		snprintf(cmd, sizeof(cmd), "psql '%s' -qAt -f '%s' >/dev/null 2>&1 &", db, sql);
+		if (system(cmd) == 0)
+			for (int i = 0; i < 100 && !locked; i++) {
+				struct timespec ts = { 0, 50 * 1000000L };
+
+				locked = access(marker, F_OK) == 0;
+				if (!locked)
+					nanosleep(&ts, NULL);
+			}
+	}
+	if (!c || !locked) {
+		xt_report(held, false, "set-up: %s", c ? "psql did not take the lock" : err);
+		xt_report(after, false, "set-up failed");
+		xt_free(c);
+		return;
+	}
+	/* stanza 3: the message; then ask for an ack, and again a second later */
+	xt_sendf(c, "<message to='%s' type='groupchat'><body>acked</body></message>"
+		 "<r xmlns='" NS_SM "'/>", rj("acks", NULL));
+	h_held = read_acks(c, 1000);
+	xt_sendf(c, "<r xmlns='" NS_SM "'/>");
+	{
+		long h = read_acks(c, 500);
+
+		if (h > h_held)
+			h_held = h;
+	}
+	xt_report(held, h_held < 3, "h=%ld while locked (3 would cover the message)", h_held);
+	for (int i = 0; i < 2 * LOCK_S + 10 && h_after < 3; i++) {
+		long h;
+
+		xt_sendf(c, "<r xmlns='" NS_SM "'/>");
+		if ((h = read_acks(c, 1000)) > h_after)
+			h_after = h;
+	}
+	xt_report(after, h_after >= 3, "h=%ld after the lock", h_after);
+	remove(sql);
+	remove(marker);
+	xt_sendf(c, "</stream:stream>");
+	xt_free(c);
+}
+
 int main(void)
 {
 	const char *phase = getenv("PARLEY_PHASE");
@@ -627,6 +743,7 @@ int main(void)
 		t_affiliations();
 		t_messages();
 		t_paging();
+		t_sm_ack();
 		t_temporary();
 		t_rate();
 	} else {

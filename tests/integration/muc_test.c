@@ -27,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -2778,6 +2780,127 @@ static void t_occupant_iq(void)
 	sync_all();
 }
 
+/* ---- status codes of their own: 170/171 (archiving), 210 (nick changed by
+ * the service), 321 (membership revoked), 332 (service going down) ---- */
+
+#define LOGROOM "logroom"
+
+static bool form_submit(int i, const char *room, const char *fields, struct ev *res)
+{
+	char q[1024];
+
+	snprintf(q, sizeof(q), "<query xmlns='" NS_MUC_OWNER "'><x xmlns='jabber:x:data' "
+		 "type='submit'><field var='FORM_TYPE'><value>" NS_MUC "#roomconfig</value>"
+		 "</field>%s</x></query>", fields);
+	return muc_iq(i, rjr(room, NULL), "set", q, res);
+}
+
+static void t_status_codes(void)
+{
+	const char *logged = "status 170: the own presence on entering an archived room "
+			     "carries 170 (§7.2.12)";
+	const char *prepped = "status 210: a nick the service changed (fullwidth letters, "
+			      "resourceprep) comes back as TWO with 210 in the own presence";
+	const char *unlogged = "status 171: turning archiving off tells the occupants (104 "
+			       "and 171 in a groupchat message)";
+	const char *revoked = "status 321: in a members-only room, revoking membership sends "
+			      "the user out (321 to it, with 110, and to the others)";
+	char nicks[USERS + 1][64] = { { 0 } }, own[320], q[1024];
+	struct ev e, res;
+	bool got, ok;
+
+	if (!m[1] || !m[2]) {
+		fail_all("set-up: m1, m2 online", logged, prepped, unlogged, revoked, NULL);
+		return;
+	}
+	sync_all();
+	send_join_in(LOGROOM, 1, "head", NULL);
+	got = await_self_in(LOGROOM, 1, "head", &e, NULL) && !*e.type;
+	if (got) {
+		CP(nicks[1], "head");
+		if (has_code(&e, 201))
+			make_instant_in(LOGROOM, 1);
+	}
+	xt_report(logged, got && has_code(&e, 170) && has_code(&e, 110), "got: %s", raw_or(&e));
+	/* U+FF34 U+FF37 U+FF2F: fullwidth T W O, which NFKC makes TWO */
+	xt_sendf(m[2], "<presence to='%s/\xef\xbc\xb4\xef\xbc\xb7\xef\xbc\xaf'><x xmlns='" NS_MUC
+		 "'/></presence>", rjr(LOGROOM, NULL));
+	got = await_self_in(LOGROOM, 2, "TWO", &e, NULL) && !*e.type;
+	if (got)
+		CP(nicks[2], "TWO");
+	xt_report(prepped, got && has_code(&e, 210) && has_code(&e, 110) && has_code(&e, 170),
+		  "got: %s", raw_or(&e));
+	if (!nicks[1][0] || !nicks[2][0]) {
+		fail_all("set-up: logroom with head and TWO", unlogged, revoked, NULL);
+		goto out;
+	}
+	sync_all();
+	got = form_submit(1, LOGROOM, "<field var='muc#roomconfig_enablearchiving'><value>0"
+			  "</value></field>", &res) && is_result(&res);
+	ok = got && wait_msg(m[2], &e, "groupchat", rjr(LOGROOM, NULL), NULL, NULL) &&
+	     has_code(&e, 104) && has_code(&e, 171);
+	xt_report(unlogged, ok, "submit: %s; m2 got: %s", raw_or(&res), raw_or(&e));
+
+	why_reset();
+	snprintf(q, sizeof(q), "<query xmlns='" NS_MUC_ADMIN "'><item affiliation='member' "
+		 "jid='%s'/></query>", bare_jid(2));
+	ok = muc_iq(1, rjr(LOGROOM, NULL), "set", q, &res) && is_result(&res);
+	why_add("member: %s; ", raw_or(&res));
+	ok = ok && form_submit(1, LOGROOM, "<field var='muc#roomconfig_membersonly'><value>1"
+			       "</value></field>", &res) && is_result(&res);
+	why_add("members-only: %s; ", raw_or(&res));
+	sync_all();
+	snprintf(q, sizeof(q), "<query xmlns='" NS_MUC_ADMIN "'><item affiliation='none' "
+		 "jid='%s'/></query>", bare_jid(2));
+	ok = ok && muc_iq(1, rjr(LOGROOM, NULL), "set", q, &res) && is_result(&res);
+	why_add("none: %s; ", raw_or(&res));
+	CP(own, rjr(LOGROOM, "TWO"));
+	got = wait_ev(m[2], &e, "presence", "unavailable", own);
+	ok = ok && got && has_code(&e, 321) && has_code(&e, 110);
+	why_add("m2 got: %s; ", raw_or(&e));
+	if (got)
+		nicks[2][0] = '\0';
+	got = wait_ev(m[1], &e, "presence", "unavailable", own);
+	ok = ok && got && has_code(&e, 321) && !has_code(&e, 110);
+	why_add("m1 got: %s", raw_or(&e));
+	xt_report(revoked, ok, "%s", why);
+out:
+	leave_in(LOGROOM, nicks, 2);
+	leave_in(LOGROOM, nicks, 1);
+}
+
+/* Last: parleyd is told to stop (PARLEY_PID); occupants hear 332 first. */
+static void t_shutdown(void)
+{
+	const char *down = "status 332: when parleyd stops, each occupant gets its own "
+			   "unavailable presence with 332 and 110, then <system-shutdown/>";
+	const char *pid = getenv("PARLEY_PID");
+	char nicks[USERS + 1][64] = { { 0 } }, own[320];
+	struct ev e;
+	bool ok = true;
+
+	why_reset();
+	if (!pid || !m[1] || !m[2] || !need_in(LOGROOM, nicks, 1, "head") ||
+	    !need_in(LOGROOM, nicks, 2, "two")) {
+		xt_report(down, false, "set-up: PARLEY_PID, m1 and m2 in logroom");
+		return;
+	}
+	sync_all();
+	kill((pid_t)atoi(pid), SIGTERM);
+	for (int i = 1; i <= 2; i++) {
+		const char *cond;
+
+		CP(own, rjr(LOGROOM, nicks[i]));
+		ok = ok && wait_ev(m[i], &e, "presence", "unavailable", own) && has_code(&e, 332) &&
+		     has_code(&e, 110);
+		why_add("m%d got: %s; ", i, raw_or(&e));
+		cond = xt_wait_stream_error(m[i], wait_ms);
+		ok = ok && eq(cond, "system-shutdown");
+		why_add("then %s; ", cond ? cond : "no stream error");
+	}
+	xt_report(down, ok, "%s", why);
+}
+
 /* ---- parleyctl muc: the administrator's view of the rooms ---- */
 
 #define CTL_ROOM "ctlroom"
@@ -3015,8 +3138,10 @@ int main(void)
 	t_direct_invite();
 	t_voice_request();
 	t_occupant_iq();
+	t_status_codes();
 	t_destroy_room();
 	t_ctl();
+	t_shutdown();
 	for (int i = 1; i <= USERS; i++) {
 		if (m[i])
 			xt_sendf(m[i], "</stream:stream>");

@@ -6,6 +6,9 @@
  * empty its current schema); PARLEY_TEST_PG_RESTART, a shell command that
  * restarts that server, enables the reconnect tests. Without PARLEY_TEST_PG the
  * file is skipped, unless PARLEY_TEST_REQUIRE_DB=1 makes that a failure (CI).
+ * PARLEY_TEST_PG_RESTARTABLE, when set, replaces PARLEY_TEST_PG: contrib/test.sh
+ * gives these tests a cluster of their own, the one PARLEY_TEST_PG_RESTART
+ * restarts, so that the integration tests running meanwhile keep theirs.
  *
  * Every wait is bounded (run_until), and an alarm ends the whole run, so a broken
  * pool fails the test instead of hanging it.
@@ -991,7 +994,11 @@ int main(void)
 	};
 	const char *require = getenv("PARLEY_TEST_REQUIRE_DB");
 
-	conninfo = getenv("PARLEY_TEST_PG");
+	/* A cluster of its own when there is one: restarting the shared one would
+	 * cut the integration tests running meanwhile (make -j check). */
+	conninfo = getenv("PARLEY_TEST_PG_RESTARTABLE");
+	if (!conninfo || !*conninfo)
+		conninfo = getenv("PARLEY_TEST_PG");
 	restart_cmd = getenv("PARLEY_TEST_PG_RESTART");
 	if (restart_cmd && !*restart_cmd)
 		restart_cmd = NULL;
