@@ -43,24 +43,44 @@ static void room_item(struct ctl_reply *r, const struct room *room)
 			   yes(room->locked));
 		return;
 	}
-	ctl_printf(r, "%-44s %9u  %-10s %-6s%s%s%s%s  %s\n", room->jid->full, room->count,
-		   c->persistent ? "persistent" : "temporary", c->public_room ? "public" : "hidden",
-		   c->members_only ? " members-only" : "", c->password ? " password" : "",
-		   c->moderated ? " moderated" : "", room->locked ? " locked" : "",
-		   c->name ? c->name : "");
+	ctl_printf(r, "%-44s %9u  %-24.24s %s,%s%s%s%s%s\n", room->jid->full, room->count,
+		   c->name ? c->name : "-", c->persistent ? "persistent" : "temporary",
+		   c->public_room ? "public" : "hidden", c->members_only ? ",members-only" : "",
+		   c->password ? ",password" : "", c->moderated ? ",moderated" : "",
+		   room->locked ? ",locked" : "");
+}
+
+static int by_jid(const void *a, const void *b)
+{
+	return strcmp((*(const struct room *const *)a)->jid->full,
+		      (*(const struct room *const *)b)->jid->full);
 }
 
 static int rooms(struct muc *muc, struct ctl_reply *r, int argc, char **argv)
 {
 	const char *service = module_domain(muc->m);
+	const struct room **sorted;
+	unsigned n = 0;
 
 	if (argc > 2)
 		return ctl_fail(r, "usage: parleyctl muc rooms [SERVICE]");
 	if (argc == 2 && strcmp(argv[1], service) != 0)
 		return CTL_PASS;
-	ctl_list(r, "rooms", "ROOM                                         OCCUPANTS  KIND");
-	for (const struct room *room = muc->rooms; room; room = room->next)
-		room_item(r, room);
+	ctl_list(r, "rooms", "ROOM                                         OCCUPANTS  NAME"
+		 "                     KIND");
+	/* By name; without memory for the sort, as they are kept (newest first). */
+	if (muc->nrooms && (sorted = malloc(muc->nrooms * sizeof(*sorted)))) {
+		for (const struct room *room = muc->rooms; room && n < muc->nrooms;
+		     room = room->next)
+			sorted[n++] = room;
+		qsort(sorted, n, sizeof(*sorted), by_jid);
+		for (unsigned i = 0; i < n; i++)
+			room_item(r, sorted[i]);
+		free(sorted);
+	} else {
+		for (const struct room *room = muc->rooms; room; room = room->next)
+			room_item(r, room);
+	}
 	return argc == 2 ? 0 : CTL_PASS;	/* every service lists its rooms */
 }
 
