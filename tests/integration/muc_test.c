@@ -2947,11 +2947,11 @@ static void t_ctl(void)
 {
 	const char *create = "parleyctl muc create ROOM OWNER: exit 0; the room is there at "
 			     "once, unlocked (a joiner gets no 201) and the owner owner";
-	const char *rooms = "parleyctl --json muc rooms: the room, persistent, with its 2 "
+	const char *rooms = "parleyctl --json muc rooms: the room, persistent, with its 3 "
 			    "occupants (valid JSON)";
 	const char *occ = "parleyctl --json muc occupants: each nick with its role, "
 			  "affiliation and real JID";
-	const char *info = "parleyctl --json muc info: occupants 2, persistent, 1 owner; "
+	const char *info = "parleyctl --json muc info: occupants 3, persistent, 1 owner; "
 			   "text form too";
 	const char *ban = "parleyctl muc affiliation ROOM JID outcast: the occupant is sent "
 			  "out (301 to it and to the others) and the list shows it";
