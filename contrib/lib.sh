@@ -4,7 +4,7 @@
 
 PARLEY_BUILD_PKGS="build-essential autoconf automake libtool pkg-config
 	libexpat1-dev libevent-dev libssl-dev libc-ares-dev libpq-dev libidn-dev
-	libwslay-dev postgresql-15 openssl ca-certificates"
+	libwslay-dev libhttp-parser-dev postgresql-15 openssl ca-certificates"
 PARLEY_TEST_PKGS="libcmocka-dev libstrophe-dev clang valgrind python3"
 PG_BIN=/usr/lib/postgresql/15/bin
 

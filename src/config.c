@@ -401,10 +401,21 @@ static int a_listen_secret(struct value_ctx *v, void *t)
 {
 	return set_string(v, &((struct config_listener *)t)->secret);
 }
+static int a_listen_admin(struct value_ctx *v, void *t)
+{
+	struct config_listener *l = t;
+
+	if (!strcmp(v->value, "true") || !strcmp(v->value, "false")) {
+		l->admin = v->value[0] == 't';
+		return 0;
+	}
+	problem(v->ld, v->el->line, "<listen admin=\"%s\">: true or false", v->value);
+	return -1;
+}
 static const struct attr_spec listen_attrs[] = {
 	{ "type", a_listen_type, true }, { "address", a_listen_address, false },
 	{ "port", a_listen_port, true }, { "tls", a_listen_tls, false },
-	{ "secret", a_listen_secret, false }, { 0 },
+	{ "secret", a_listen_secret, false }, { "admin", a_listen_admin, false }, { 0 },
 };
 
 /* <host name="example.com" cert="..." key="..."> <module .../> </host> */
@@ -569,6 +580,10 @@ static int load_listener(struct loader *ld, const struct xml_node *el)
 	}
 	if (l->type != LISTEN_COMPONENT && l->secret) {
 		problem(ld, el->line, "<listen>: \"secret\" is only for type=\"component\"");
+		rc = -1;
+	}
+	if (l->type != LISTEN_HTTP && l->admin) {
+		problem(ld, el->line, "<listen>: \"admin\" is only for type=\"http\"");
 		rc = -1;
 	}
 	if ((l->type == LISTEN_HTTP || l->type == LISTEN_COMPONENT) &&

@@ -36,6 +36,7 @@ struct config_listener {
 	unsigned port;
 	enum tls_mode tls;
 	char *secret;		/* component listeners: the shared secret */
+	bool admin;		/* http: also serves /metrics and /health */
 	unsigned line;
 };
 

@@ -58,20 +58,6 @@ static void json_str(struct evbuffer *b, const char *s)
 	evbuffer_add(b, "\"", 1);
 }
 
-/* Resident memory from /proc (kB), the cheapest honest figure. */
-static long rss_kb(void)
-{
-	FILE *fp = fopen("/proc/self/statm", "r");
-	long pages = 0, rss = 0;
-
-	if (!fp)
-		return -1;
-	if (fscanf(fp, "%ld %ld", &pages, &rss) != 2)
-		rss = -1;
-	fclose(fp);
-	return rss < 0 ? -1 : rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static int cmd_status(struct out *o, int argc, char **argv)
 {
 	long up = (long)(time(NULL) - server.started);
@@ -105,7 +91,7 @@ static int cmd_stats(struct out *o, int argc, char **argv)
 	const struct stream_stats *c = &stream_stats;
 	const struct router_stats *r = router_stats();
 	long up = (long)(time(NULL) - server.started);
-	long rss = rss_kb();
+	long rss = server_rss_kb();
 
 	if (o->json) {
 		evbuffer_add_printf(o->b, "{\"ok\":true,\"uptime\":%ld,\"connections_open\":%u,"

@@ -23,6 +23,8 @@
 #include "conn.h"
 #include "ctl.h"
 #include "db.h"
+#include "http.h"
+#include "http_admin.h"
 #include "listener.h"
 #include "log.h"
 #include "router.h"
@@ -312,7 +314,8 @@ int main(int argc, char **argv)
 	}
 	if (load_modules(server.cfg) < 0)
 		goto out;
-	if (c2s_init() < 0 || listeners_start(server.cfg) < 0 || ctl_start(server.cfg) < 0)
+	if (c2s_init() < 0 || http_init() < 0 || http_admin_init() < 0 ||
+	    listeners_start(server.cfg) < 0 || ctl_start(server.cfg) < 0)
 		goto out;
 	sigs[0] = evsignal_new(server.base, SIGTERM, on_stop_signal, NULL);
 	sigs[1] = evsignal_new(server.base, SIGINT, on_stop_signal, NULL);
@@ -337,6 +340,7 @@ out:
 	if (!server.shutting_down)
 		listeners_stop();
 	c2s_free_all();
+	http_shutdown();
 	sm_unbind_all("server stopped");
 	stanza_id_free();
 	/* Pending queries answer (with errors) while the modules are still loaded. */

@@ -24,4 +24,7 @@ struct server {
 
 extern struct server server;
 
+/* Resident memory from /proc (kB), the cheapest honest figure; -1 if unknown. */
+long server_rss_kb(void);
+
 #endif

@@ -1,0 +1,433 @@
+/*
+ * http.c - the HTTP server on the loop (http.h).
+ *
+ * Each connection is a conn (conn.c: TLS, buffers, idle timeout) with an
+ * http_in parsing what it reads. A request must be whole within
+ * HTTP_REQUEST_SECONDS of the connection's start or of the previous answer,
+ * however slowly its bytes come (slowloris), or it gets 408 and the connection
+ * ends. While a handler works on a request the connection is not read, so a
+ * client that pipelines gets its answers in order and cannot queue work.
+ */
+#include "http.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "conn.h"
+#include "http_parse.h"
+#include "listener.h"
+#include "log.h"
+#include "server.h"
+
+#define HTTP_REQUEST_SECONDS 10		/* for a whole request to come */
+#define HTTP_BODY_MAX (1u << 20)	/* a body taken whole (routes that stream: later) */
+#define HTTP_REQUESTS_PER_CONN 1000	/* then Connection: close */
+
+struct http_stats http_stats;
+
+struct route {
+	char *path;
+	size_t len;
+	bool prefix, admin;
+	http_fn fn;
+	void *arg;
+	struct route *next;
+};
+
+static struct route *routes;
+
+struct http_conn {
+	struct conn *c;
+	const struct config_listener *l;
+	struct http_in in;
+	struct event *deadline;
+	struct http_request *cur;	/* the request being answered */
+	unsigned served;
+	bool counted_ip, closing;
+	struct http_conn *prev, *next;
+};
+
+static struct http_conn *all;
+
+struct http_request {
+	struct http_conn *hc;		/* NULL once the connection is gone */
+	struct http_msg msg;
+	struct evbuffer *headers;	/* extra answer headers */
+	char peer[64];
+	struct timespec start;
+};
+
+/* ---- routes ---- */
+
+int http_route(const char *path, bool admin, http_fn fn, void *arg)
+{
+	struct route *r;
+
+	for (r = routes; r; r = r->next)
+		if (strcmp(r->path, path) == 0)
+			return -1;
+	if (!(r = calloc(1, sizeof(*r))) || !(r->path = strdup(path))) {
+		free(r);
+		return -1;
+	}
+	r->len = strlen(path);
+	r->prefix = r->len > 1 && path[r->len - 1] == '/';
+	r->admin = admin;
+	r->fn = fn;
+	r->arg = arg;
+	r->next = routes;
+	routes = r;
+	return 0;
+}
+
+void http_route_remove(const char *path)
+{
+	for (struct route **pp = &routes; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->path, path) == 0) {
+			struct route *r = *pp;
+
+			*pp = r->next;
+			free(r->path);
+			free(r);
+			return;
+		}
+	}
+}
+
+/* The longest route that matches, among those this listener serves. */
+static const struct route *route_find(const char *path, bool admin_listener)
+{
+	const struct route *best = NULL;
+
+	for (const struct route *r = routes; r; r = r->next) {
+		if (r->admin && !admin_listener)
+			continue;
+		if (r->prefix ? strncmp(path, r->path, r->len) != 0 : strcmp(path, r->path) != 0)
+			continue;
+		if (!best || r->len > best->len)
+			best = r;
+	}
+	return best;
+}
+
+/* ---- answers ---- */
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+static void conn_ends(struct http_conn *hc);
+
+/* Writes a whole answer; close says the connection ends after it. */
+static void write_answer(struct http_conn *hc, int status, const char *type,
+			 struct evbuffer *extra, const void *body, size_t len, bool head,
+			 bool close)
+{
+	char date[64], line[512];
+	time_t now = time(NULL);
+	struct tm tm;
+	int n;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: Parley\r\n"
+		     "Content-Length: %zu\r\n%s%s%s%s", status, reason(status), date, len,
+		     type ? "Content-Type: " : "", type ? type : "", type ? "\r\n" : "",
+		     close ? "Connection: close\r\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return;
+	conn_write(hc->c, line, (size_t)n);
+	if (extra && evbuffer_get_length(extra)) {
+		size_t elen = evbuffer_get_length(extra);
+		char *e = (char *)evbuffer_pullup(extra, (ev_ssize_t)elen);
+
+		if (e)
+			conn_write(hc->c, e, elen);
+	}
+	conn_write(hc->c, "\r\n", 2);
+	if (!head && len)
+		conn_write(hc->c, body, len);
+	if (status >= 100 && status < 600)
+		http_stats.by_class[status / 100]++;
+}
+
+/* An answer the core gives itself (an error), and the connection ends. */
+static void refuse(struct http_conn *hc, int status, const char *why)
+{
+	char body[256];
+	int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, reason(status), why);
+
+	log_info("http", "%s: %d %s", conn_peer(hc->c), status, why);
+	write_answer(hc, status, "text/plain; charset=utf-8", NULL, body,
+		     n > 0 ? (size_t)n : 0, false, true);
+	conn_ends(hc);
+}
+
+static void arm_deadline(struct http_conn *hc)
+{
+	struct timeval tv = { HTTP_REQUEST_SECONDS, 0 };
+
+	evtimer_add(hc->deadline, &tv);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *hc = arg;
+
+	(void)fd;
+	(void)what;
+	if (hc->cur || hc->closing)
+		return;	/* a handler has it: its own business how long it takes */
+	refuse(hc, 408, "the request did not come whole in time");
+}
+
+/* ---- requests ---- */
+
+const char *http_method(const struct http_request *r) { return r->msg.method; }
+const char *http_path(const struct http_request *r) { return r->msg.path; }
+const char *http_query(const struct http_request *r) { return r->msg.query; }
+const char *http_peer(const struct http_request *r) { return r->peer; }
+bool http_gone(const struct http_request *r) { return !r->hc; }
+
+const char *http_header(const struct http_request *r, const char *name)
+{
+	return http_msg_header(&r->msg, name);
+}
+
+const char *http_body(const struct http_request *r, size_t *len)
+{
+	if (len)
+		*len = r->msg.body_len;
+	return r->msg.body;
+}
+
+void http_add_header(struct http_request *r, const char *name, const char *value)
+{
+	/* No CR or LF may come through from a value into the answer. */
+	if (r->headers && !strpbrk(name, "\r\n:") && !strpbrk(value, "\r\n"))
+		evbuffer_add_printf(r->headers, "%s: %s\r\n", name, value);
+}
+
+static void request_free(struct http_request *r)
+{
+	http_msg_free(&r->msg);
+	if (r->headers)
+		evbuffer_free(r->headers);
+	free(r);
+}
+
+void http_respond(struct http_request *r, int status, const char *content_type,
+		  const void *body, size_t len)
+{
+	struct http_conn *hc = r->hc;
+	struct timespec now;
+	bool close;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	log_info("http", "%s \"%s %.200s\" %d %zu %.1f ms", r->peer, r->msg.method,
+		 r->msg.url ? r->msg.url : "", status, len,
+		 (now.tv_sec - r->start.tv_sec) * 1e3 + (now.tv_nsec - r->start.tv_nsec) / 1e6);
+	if (!hc) {
+		request_free(r);
+		return;
+	}
+	close = !r->msg.keep_alive || hc->served >= HTTP_REQUESTS_PER_CONN ||
+		server.shutting_down;
+	write_answer(hc, status, content_type, r->headers, body, len,
+		     strcmp(r->msg.method, "HEAD") == 0, close);
+	hc->cur = NULL;
+	request_free(r);
+	if (close) {
+		conn_ends(hc);
+		return;
+	}
+	arm_deadline(hc);
+	/* Reading again; bytes already buffered (a pipelined request) are taken
+	 * by serve()'s loop when the answer came at once, by a read event else. */
+	conn_pause(hc->c, false);
+}
+
+static void dispatch(struct http_conn *hc)
+{
+	struct http_request *r = calloc(1, sizeof(*r));
+	const struct route *rt;
+
+	if (!r || !(r->headers = evbuffer_new())) {
+		free(r);
+		refuse(hc, 500, "out of memory");
+		return;
+	}
+	http_in_take(&hc->in, &r->msg);
+	r->hc = hc;
+	snprintf(r->peer, sizeof(r->peer), "%s", conn_peer(hc->c));
+	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	hc->cur = r;
+	hc->served++;
+	http_stats.requests++;
+	evtimer_del(hc->deadline);
+	conn_pause(hc->c, true);
+	if (r->msg.upgrade) {
+		http_respond(r, 501, "text/plain; charset=utf-8", "no upgrade here\n", 16);
+		return;
+	}
+	if (!(rt = route_find(r->msg.path, hc->l->admin))) {
+		http_respond(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
+		return;
+	}
+	rt->fn(r, rt->arg);
+}
+
+/* Parses what came, and hands over each whole request in turn. */
+static void serve(struct http_conn *hc)
+{
+	struct evbuffer *in = conn_input(hc->c);
+
+	/* Each turn takes bytes or ends: bounded by what is buffered. */
+	while (!hc->cur && !hc->closing && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		size_t n;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		n = http_in_feed(&hc->in, v.iov_base, v.iov_len);
+		evbuffer_drain(in, n);
+		if (hc->in.error) {
+			refuse(hc, hc->in.error, hc->in.why ? hc->in.why : "bad request");
+			return;
+		}
+		if (hc->in.complete)
+			dispatch(hc);
+		else if (n == 0)
+			break;
+	}
+}
+
+/* ---- connections ---- */
+
+static void conn_ends(struct http_conn *hc)
+{
+	if (hc->closing)
+		return;
+	hc->closing = true;
+	evtimer_del(hc->deadline);
+	conn_close(hc->c);
+}
+
+static void hc_free(struct http_conn *hc)
+{
+	if (hc->cur)
+		hc->cur->hc = NULL;	/* its handler answers into the void */
+	if (hc->counted_ip)
+		listener_ip_release(conn_peer(hc->c));
+	if (hc->prev)
+		hc->prev->next = hc->next;
+	else
+		all = hc->next;
+	if (hc->next)
+		hc->next->prev = hc->prev;
+	http_in_free(&hc->in);
+	event_free(hc->deadline);
+	conn_free(hc->c);
+	http_stats.open--;
+	free(hc);
+}
+
+static void on_conn(struct conn *c, void *owner, enum conn_event ev, const char *why)
+{
+	struct http_conn *hc = owner;
+
+	(void)c;
+	switch (ev) {
+	case CONN_READ:
+		serve(hc);
+		break;
+	case CONN_TLS_UP:
+		break;
+	case CONN_TIMEOUT:
+	case CONN_EOF:
+	case CONN_ERROR:
+		if (ev == CONN_ERROR)
+			log_debug("http", "%s: %s", conn_peer(hc->c), why ? why : "error");
+		hc_free(hc);
+		break;
+	case CONN_CLOSED:
+		hc_free(hc);
+		break;
+	}
+}
+
+static void http_accept(evutil_socket_t fd, const struct sockaddr *sa,
+			const struct config_listener *l)
+{
+	struct http_conn *hc = calloc(1, sizeof(*hc));
+
+	if (!hc) {
+		evutil_closesocket(fd);
+		return;
+	}
+	hc->l = l;
+	if (!(hc->deadline = evtimer_new(server.base, on_deadline, hc))) {
+		evutil_closesocket(fd);
+		free(hc);
+		return;
+	}
+	if (!(hc->c = conn_new(fd, sa, l->tls == TLS_DIRECT, on_conn, hc))) {
+		event_free(hc->deadline);
+		free(hc);
+		return;
+	}
+	http_in_init(&hc->in, HTTP_BODY_MAX);
+	hc->next = all;
+	if (all)
+		all->prev = hc;
+	all = hc;
+	http_stats.open++;
+	conn_set_timeout(hc->c, server.cfg->limits.idle_timeout);
+	if (!listener_ip_acquire(conn_peer(hc->c))) {
+		refuse(hc, 503, "too many connections from your address");
+		return;
+	}
+	hc->counted_ip = true;
+	arm_deadline(hc);
+}
+
+int http_init(void)
+{
+	return listener_register(LISTEN_HTTP, http_accept);
+}
+
+void http_shutdown(void)
+{
+	while (all)
+		hc_free(all);
+	while (routes)
+		http_route_remove(routes->path);
+}

@@ -1,0 +1,56 @@
+/*
+ * http.h - the HTTP server on Parley's loop, for the <listen type="http">
+ * listeners (plain or direct TLS): routes registered by path, requests one at
+ * a time per connection with keep-alive, bounded (http_parse.h), each answered
+ * with an access log line at info.
+ *
+ * A route is a path ("/health") or a prefix ending in '/' ("/upload/"); the
+ * longest that matches wins. An admin route (metrics, health) is served only
+ * on listeners with admin="true", so it stays off public ports unless the
+ * config asks. A handler answers with http_respond(), now or later (after a
+ * database query), exactly once; reading the connection waits meanwhile.
+ */
+#ifndef PARLEY_HTTP_H
+#define PARLEY_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config;
+struct http_request;
+
+typedef void (*http_fn)(struct http_request *req, void *arg);
+
+/* Call before http_start(); returns 0, or -1 (path taken, no memory). */
+int http_route(const char *path, bool admin, http_fn fn, void *arg);
+void http_route_remove(const char *path);
+
+/* Registers the transport for <listen type="http"> (before listeners_start). */
+int http_init(void);
+/* Frees the routes and any connection left (at exit). */
+void http_shutdown(void);
+
+const char *http_method(const struct http_request *r);
+const char *http_path(const struct http_request *r);	/* decoded, checked */
+const char *http_query(const struct http_request *r);	/* as sent, or NULL */
+const char *http_header(const struct http_request *r, const char *name);
+const char *http_body(const struct http_request *r, size_t *len);
+const char *http_peer(const struct http_request *r);
+/* Whether the connection is gone (an answer now is thrown away). */
+bool http_gone(const struct http_request *r);
+
+/* Adds a header to the answer (before http_respond). */
+void http_add_header(struct http_request *r, const char *name, const char *value);
+/* Sends the answer (the body is copied; for HEAD, only its length goes) and
+ * frees r. */
+void http_respond(struct http_request *r, int status, const char *content_type,
+		  const void *body, size_t len);
+
+/* Counters for /metrics. */
+struct http_stats {
+	unsigned long long requests, by_class[6];	/* 1xx..5xx at [1]..[5] */
+	unsigned open;
+};
+extern struct http_stats http_stats;
+
+#endif

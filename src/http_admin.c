@@ -1,0 +1,192 @@
+/*
+ * http_admin.c - what an operator scrapes, on listeners with admin="true":
+ *
+ *	GET /metrics		Prometheus text format (version 0.0.4)
+ *	GET /health		liveness: 200 while the loop runs
+ *	GET /health/ready	readiness: 200 when PostgreSQL answers a query
+ *				within HEALTH_DB_MS, 503 otherwise
+ */
+#include "http_admin.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "http.h"
+#include "router.h"
+#include "server.h"
+#include "session.h"
+#include "stanza_id.h"
+#include "stream.h"
+
+#define HEALTH_DB_MS 2000
+#define TEXT "text/plain; charset=utf-8"
+
+static bool get_only(struct http_request *r)
+{
+	if (!strcmp(http_method(r), "GET") || !strcmp(http_method(r), "HEAD"))
+		return true;
+	http_add_header(r, "Allow", "GET, HEAD");
+	http_respond(r, 405, TEXT, "GET or HEAD\n", 12);
+	return false;
+}
+
+static void metric(struct evbuffer *b, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metrics(struct http_request *r, void *arg)
+{
+	const struct router_stats *rs = router_stats();
+	struct evbuffer *b = evbuffer_new();
+	struct rusage ru;
+	long rss = server_rss_kb();
+	size_t len;
+
+	(void)arg;
+	if (!get_only(r))
+		return;
+	if (!b) {
+		http_respond(r, 500, TEXT, "out of memory\n", 14);
+		return;
+	}
+	getrusage(RUSAGE_SELF, &ru);
+	metric(b, "parley_connections_open", "gauge", "Connections open, by kind.");
+	evbuffer_add_printf(b, "parley_connections_open{kind=\"c2s\"} %u\n"
+			    "parley_connections_open{kind=\"http\"} %u\n", stream_stats.open,
+			    http_stats.open);
+	metric(b, "parley_connections_total", "counter", "Client streams accepted.");
+	evbuffer_add_printf(b, "parley_connections_total{kind=\"c2s\"} %llu\n",
+			    stream_stats.connections);
+	metric(b, "parley_sessions", "gauge", "Bound client sessions (resources).");
+	evbuffer_add_printf(b, "parley_sessions %zu\n", sm_count());
+	metric(b, "parley_streams_authenticated", "gauge", "Client streams past SASL.");
+	evbuffer_add_printf(b, "parley_streams_authenticated %u\n", stream_stats.authenticated);
+	metric(b, "parley_stanzas_total", "counter", "Stanzas read from and written to "
+	       "client streams.");
+	evbuffer_add_printf(b, "parley_stanzas_total{direction=\"in\"} %llu\n"
+			    "parley_stanzas_total{direction=\"out\"} %llu\n",
+			    stream_stats.stanzas_in, stream_stats.stanzas_out);
+	metric(b, "parley_routed_total", "counter", "Stanzas routed.");
+	evbuffer_add_printf(b, "parley_routed_total %llu\n", rs->routed);
+	metric(b, "parley_routing_errors_total", "counter", "Stanzas answered with an error.");
+	evbuffer_add_printf(b, "parley_routing_errors_total %llu\n", rs->errors);
+	metric(b, "parley_duplicates_dropped_total", "counter", "Messages sent again with "
+	       "the same origin-id, dropped.");
+	evbuffer_add_printf(b, "parley_duplicates_dropped_total %llu\n", stanza_id_duplicates());
+	metric(b, "parley_auth_failures_total", "counter", "Failed authentications.");
+	evbuffer_add_printf(b, "parley_auth_failures_total %llu\n", stream_stats.auth_failures);
+	metric(b, "parley_db_connections", "gauge", "PostgreSQL connections up.");
+	evbuffer_add_printf(b, "parley_db_connections %u\n", db_connected(server.db));
+	metric(b, "parley_db_pending", "gauge", "Queries waiting or running.");
+	evbuffer_add_printf(b, "parley_db_pending %u\n", db_pending(server.db));
+	metric(b, "parley_http_requests_total", "counter", "HTTP requests answered, by "
+	       "status class.");
+	for (int c = 1; c <= 5; c++)
+		evbuffer_add_printf(b, "parley_http_requests_total{code=\"%dxx\"} %llu\n", c,
+				    http_stats.by_class[c]);
+	metric(b, "process_cpu_seconds_total", "counter", "User and system CPU time.");
+	evbuffer_add_printf(b, "process_cpu_seconds_total %.3f\n",
+			    ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+			    ru.ru_stime.tv_usec / 1e6);
+	metric(b, "process_resident_memory_bytes", "gauge", "Resident memory.");
+	evbuffer_add_printf(b, "process_resident_memory_bytes %lld\n",
+			    rss < 0 ? 0LL : (long long)rss * 1024);
+	metric(b, "process_start_time_seconds", "gauge", "Start time, seconds since the "
+	       "epoch.");
+	evbuffer_add_printf(b, "process_start_time_seconds %lld\n", (long long)server.started);
+	len = evbuffer_get_length(b);
+	http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+		     evbuffer_pullup(b, (ev_ssize_t)len), len);
+	evbuffer_free(b);
+}
+
+static void live(struct http_request *r, void *arg)
+{
+	(void)arg;
+	if (get_only(r))
+		http_respond(r, 200, TEXT, "ok\n", 3);
+}
+
+/* A readiness check in flight. The query always answers, if only when the
+ * pool ends (db_free fails what waits), so it frees the check; the timer may
+ * answer the client first. */
+struct check {
+	struct http_request *r;		/* NULL once answered */
+	struct event *timer;
+};
+
+static void check_respond(struct check *c, bool ok, const char *why)
+{
+	char body[256];
+	int n;
+
+	if (!c->r)
+		return;
+	if (ok) {
+		http_respond(c->r, 200, TEXT, "ready\n", 6);
+	} else {
+		n = snprintf(body, sizeof(body), "not ready: %s\n", why);
+		http_respond(c->r, 503, TEXT, body, n > 0 ? (size_t)n : 0);
+	}
+	c->r = NULL;
+}
+
+static void on_check_db(void *arg, const PGresult *res, const char *err)
+{
+	struct check *c = arg;
+	bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	check_respond(c, ok, ok ? "" : err ? err : res ? PQresultErrorMessage(res) : "?");
+	event_free(c->timer);
+	free(c);
+}
+
+static void on_check_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	check_respond(arg, false, "PostgreSQL did not answer within 2 s");
+}
+
+static void ready(struct http_request *r, void *arg)
+{
+	struct timeval tv = { HEALTH_DB_MS / 1000, (HEALTH_DB_MS % 1000) * 1000 };
+	struct check *c;
+
+	(void)arg;
+	if (!get_only(r))
+		return;
+	if (!server.db || db_connected(server.db) == 0) {
+		http_respond(r, 503, TEXT, "not ready: no PostgreSQL connection\n", 36);
+		return;
+	}
+	if (!(c = calloc(1, sizeof(*c))) ||
+	    !(c->timer = evtimer_new(server.base, on_check_timeout, c))) {
+		free(c);
+		http_respond(r, 500, TEXT, "out of memory\n", 14);
+		return;
+	}
+	c->r = r;
+	evtimer_add(c->timer, &tv);
+	/* From here on_check_db owns c, even if it runs before db_query returns. */
+	if (db_query(server.db, 0, "SELECT 1", 0, NULL, on_check_db, c) < 0) {
+		check_respond(c, false, "the database queue refused the check");
+		event_free(c->timer);
+		free(c);
+	}
+}
+
+int http_admin_init(void)
+{
+	if (http_route("/metrics", true, metrics, NULL) < 0 ||
+	    http_route("/health", true, live, NULL) < 0 ||
+	    http_route("/health/ready", true, ready, NULL) < 0)
+		return -1;
+	return 0;
+}
