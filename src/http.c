@@ -6,7 +6,9 @@
  * HTTP_REQUEST_SECONDS of the connection's start or of the previous answer,
  * however slowly its bytes come (slowloris), or it gets 408 and the connection
  * ends. While a handler works on a request the connection is not read, so a
- * client that pipelines gets its answers in order and cannot queue work.
+ * client that pipelines gets its answers in order and cannot queue work. A
+ * connection makes at most HTTP_RATE requests a second (a burst of HTTP_BURST);
+ * past that it gets 429 with Retry-After.
  */
 #include "http.h"
 
@@ -27,6 +29,8 @@
 #define HTTP_REQUEST_SECONDS 10		/* for a whole request to come */
 #define HTTP_BODY_MAX (1u << 20)	/* a body taken whole (routes that stream: later) */
 #define HTTP_REQUESTS_PER_CONN 1000	/* then Connection: close */
+#define HTTP_RATE 50			/* requests per second per connection, */
+#define HTTP_BURST 100			/* ... and the burst past it; then 429 */
 
 struct http_stats http_stats;
 
@@ -48,6 +52,8 @@ struct http_conn {
 	struct event *deadline;
 	struct http_request *cur;	/* the request being answered */
 	unsigned served;
+	double tokens;			/* the request rate: a token bucket */
+	struct timespec filled;		/* when tokens was last filled */
 	bool counted_ip, closing;
 	struct http_conn *prev, *next;
 };
@@ -275,6 +281,22 @@ void http_respond(struct http_request *r, int status, const char *content_type,
 	conn_pause(hc->c, false);
 }
 
+/* Whether the connection may make one more request now. */
+static bool rate_ok(struct http_conn *hc, const struct timespec *now)
+{
+	double dt = (double)(now->tv_sec - hc->filled.tv_sec) +
+		    (now->tv_nsec - hc->filled.tv_nsec) / 1e9;
+
+	hc->filled = *now;
+	hc->tokens += dt * HTTP_RATE;
+	if (hc->tokens > HTTP_BURST)
+		hc->tokens = HTTP_BURST;
+	if (hc->tokens < 1)
+		return false;
+	hc->tokens -= 1;
+	return true;
+}
+
 static void dispatch(struct http_conn *hc)
 {
 	struct http_request *r = calloc(1, sizeof(*r));
@@ -294,6 +316,11 @@ static void dispatch(struct http_conn *hc)
 	http_stats.requests++;
 	evtimer_del(hc->deadline);
 	conn_pause(hc->c, true);
+	if (!rate_ok(hc, &r->start)) {
+		http_add_header(r, "Retry-After", "1");
+		http_respond(r, 429, "text/plain; charset=utf-8", "too many requests\n", 18);
+		return;
+	}
 	if (r->msg.upgrade) {
 		http_respond(r, 501, "text/plain; charset=utf-8", "no upgrade here\n", 16);
 		return;
@@ -405,6 +432,8 @@ static void http_accept(evutil_socket_t fd, const struct sockaddr *sa,
 		return;
 	}
 	http_in_init(&hc->in, HTTP_BODY_MAX);
+	hc->tokens = HTTP_BURST;
+	clock_gettime(CLOCK_MONOTONIC, &hc->filled);
 	hc->next = all;
 	if (all)
 		all->prev = hc;

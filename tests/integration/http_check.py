@@ -177,6 +177,19 @@ def checks(public, admin, tls):
            "too large (413), gzip coding (501), wrong method (405), upgrade (501)",
            ok, "\n".join(why))
 
+    # the request rate: 300 pipelined requests, past the burst of 100
+    raw, _ = exchange(admin, b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n" * 299 +
+                      b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                      wait=10)
+    r = responses(raw)
+    codes = [x[0] for x in r]
+    limited = [x for x in r if x[0] == 429]
+    report("request rate: 300 pipelined requests are all answered, the first 100 with 200 "
+           "and those past the burst with 429 and Retry-After",
+           len(r) == 300 and codes[:100] == [200] * 100 and limited and
+           all(x[1].get("retry-after") == "1" for x in limited),
+           "%d answers, %d of them 429; first codes %r" % (len(r), len(limited), codes[:5]))
+
     # slowloris: a header line a second never makes a whole request
     t0 = time.time()
     s = socket.create_connection((HOST, admin), timeout=30)
