@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "histogram.h"
 #include "log.h"
 #include "schema.h"
 
@@ -62,7 +63,10 @@ struct db_req {
 	void *arg;
 	PGresult *res;		/* kept until the Sync confirms the commit */
 	bool results_done;	/* PQgetResult gave its NULL: the Sync is next */
+	struct timespec submitted;	/* for the latency histogram */
 };
+
+struct histogram db_latency;
 
 struct db_queue {
 	struct db_req *head, *tail;
@@ -248,6 +252,7 @@ static bool req_finish(struct db *db, struct db_req *r, const char *err)
 	else if (!err)
 		err = "the query could not run";
 	db->npending--;
+	histogram_add(&db_latency, histogram_since(&r->submitted));
 	if (r->cb)
 		r->cb(r->arg, res, err);
 	req_free(r);
@@ -921,6 +926,7 @@ static int db_submit(struct db *db, enum req_kind kind, uint64_t affinity, const
 	r->affinity = affinity;
 	r->cb = cb;
 	r->arg = arg;
+	clock_gettime(CLOCK_MONOTONIC, &r->submitted);
 	db->npending++;
 	db_place(db, r);
 	return 0;

@@ -21,6 +21,7 @@
 
 struct event_base;
 struct db;
+struct histogram;
 
 /* res is NULL when the query could not run (connection lost, db_free): err says
  * why. Otherwise res is a PGresult (check PQresultStatus); the core frees it after
@@ -39,6 +40,9 @@ int db_query(struct db *db, uint64_t affinity, const char *sql, int nparams,
 	     const char *const *params, db_cb cb, void *arg);
 int db_exec_prepared(struct db *db, uint64_t affinity, const char *name, int nparams,
 		     const char *const *params, db_cb cb, void *arg);
+
+/* From a query's submission to its callback, every query of every pool. */
+extern struct histogram db_latency;
 
 /* How many connections are up, and how many queries wait or run. */
 unsigned db_connected(const struct db *db);

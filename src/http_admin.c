@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "histogram.h"
 #include "http.h"
 #include "router.h"
 #include "server.h"
@@ -38,6 +39,21 @@ static bool get_only(struct http_request *r)
 static void metric(struct evbuffer *b, const char *name, const char *type, const char *help)
 {
 	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void histogram(struct evbuffer *b, const char *name, const char *help,
+		      const struct histogram *h)
+{
+	unsigned long long cum = 0;
+
+	metric(b, name, "histogram", help);
+	for (unsigned i = 0; i < HISTOGRAM_BUCKETS; i++) {
+		cum += h->counts[i];
+		evbuffer_add_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, histogram_bounds[i],
+				    cum);
+	}
+	evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n",
+			    name, h->count, name, h->sum, name, h->count);
 }
 
 static void metrics(struct http_request *r, void *arg)
@@ -74,6 +90,15 @@ static void metrics(struct http_request *r, void *arg)
 			    stream_stats.stanzas_in, stream_stats.stanzas_out);
 	metric(b, "parley_routed_total", "counter", "Stanzas routed.");
 	evbuffer_add_printf(b, "parley_routed_total %llu\n", rs->routed);
+	metric(b, "parley_routed_by_kind_total", "counter", "Stanzas routed, by kind.");
+	evbuffer_add_printf(b, "parley_routed_by_kind_total{kind=\"message\"} %llu\n"
+			    "parley_routed_by_kind_total{kind=\"presence\"} %llu\n"
+			    "parley_routed_by_kind_total{kind=\"iq\"} %llu\n", rs->messages,
+			    rs->presences, rs->iqs);
+	histogram(b, "parley_routing_seconds", "Time to route a stanza (local delivery and "
+		  "the handlers it runs).", &rs->latency);
+	histogram(b, "parley_db_query_seconds", "From a query's submission to its answer.",
+		  &db_latency);
 	metric(b, "parley_routing_errors_total", "counter", "Stanzas answered with an error.");
 	evbuffer_add_printf(b, "parley_routing_errors_total %llu\n", rs->errors);
 	metric(b, "parley_duplicates_dropped_total", "counter", "Messages sent again with "

@@ -242,12 +242,21 @@ void router_route(struct xml_node *st)
 	struct jid *to = tos ? jid_new(tos, NULL) : NULL;
 	struct delivery *outer = NULL;
 	struct vhost *vh;
+	struct timespec start;
 
 	/* What routing produces on its own (an error back, say) is not part of
 	 * the delivery of the stanza that caused it. */
 	if (depth++)
 		outer = delivery_enter(NULL);
+	else
+		clock_gettime(CLOCK_MONOTONIC, &start);
 	stats.routed++;
+	switch (stanza_kind(st)) {
+	case STANZA_MESSAGE: stats.messages++; break;
+	case STANZA_PRESENCE: stats.presences++; break;
+	case STANZA_IQ: stats.iqs++; break;
+	default: break;
+	}
 	if (!from || !to) {
 		log_debug("router", "dropped a stanza without valid from/to");
 		goto out;
@@ -276,6 +285,8 @@ void router_route(struct xml_node *st)
 out:
 	if (--depth)
 		delivery_leave(outer);
+	else
+		histogram_add(&stats.latency, histogram_since(&start));
 	jid_free(from);
 	jid_free(to);
 	xml_unref(st);

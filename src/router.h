@@ -10,6 +10,7 @@
 #ifndef PARLEY_ROUTER_H
 #define PARLEY_ROUTER_H
 
+#include "histogram.h"
 #include "xml.h"
 
 struct jid;
@@ -26,6 +27,8 @@ void router_route_shared(const struct xml_node *st, const struct jid *to);
 /* Stanzas routed, and those answered with an error. */
 struct router_stats {
 	unsigned long long routed, errors;
+	unsigned long long messages, presences, iqs;	/* routed, by kind */
+	struct histogram latency;	/* of router_route, outermost calls */
 };
 const struct router_stats *router_stats(void);
 

@@ -85,7 +85,8 @@ def metrics_ok(body):
         elif line and not line.startswith("#"):
             m = re.match(r'^([a-z_:][a-z0-9_:]*)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? '
                          r'(-?[0-9.e+]+)$', line)
-            if not m or m.group(1) not in typed:
+            base = re.sub(r"_(bucket|sum|count)$", "", m.group(1)) if m else ""
+            if not m or (m.group(1) not in typed and base not in typed):
                 bad.append(line)
             else:
                 samples[m.group(1) + (m.group(2) or "")] = float(m.group(4))
@@ -105,9 +106,12 @@ def checks(public, admin, tls):
     s1, bad = metrics_ok(body)
     need = ["parley_sessions", 'parley_connections_open{kind="http"}',
             'parley_http_requests_total{code="2xx"}', "process_cpu_seconds_total",
-            "process_resident_memory_bytes", "parley_db_connections"]
+            "process_resident_memory_bytes", "parley_db_connections",
+            'parley_routing_seconds_bucket{le="+Inf"}', "parley_db_query_seconds_count",
+            'parley_routed_by_kind_total{kind="iq"}']
     report("GET /metrics: Prometheus text (every sample typed), with sessions, "
-           "connections, HTTP requests, process CPU and memory, database",
+           "connections, HTTP requests, stanzas routed by kind, routing and database "
+           "latency histograms, process CPU and memory",
            st == 200 and h.get("content-type", "").startswith("text/plain; version=0.0.4")
            and not bad and all(n in s1 for n in need),
            "status %d, bad lines %r, missing %r" % (st, bad[:5], [n for n in need
