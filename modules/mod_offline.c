@@ -93,6 +93,7 @@ struct store_req {
 	struct xml_node *original;	/* for an error back to the sender */
 	struct delivery *d;		/* the sender's, held until the commit */
 	char *user, *text;
+	struct offline_state *st;
 	struct store_req *next;
 };
 
@@ -121,6 +122,10 @@ struct offline_state {
 	struct batch *gathering;	/* stores waiting for the next batch */
 	unsigned in_flight;		/* batches sent, not answered */
 	uint64_t affinity;		/* the host's pool connection */
+	/* for /metrics */
+	unsigned long long n_stored, n_full, n_delivered;
+	long long in_store;		/* messages in the table, counted every minute; -1 */
+	struct module_timer *count;
 };
 
 static uint64_t affinity_of(const char *s)
@@ -153,9 +158,13 @@ static void on_stored(void *arg, const PGresult *res, const char *err)
 	struct store_req *q = arg;
 
 	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
-		if (atoi(PQcmdTuples((PGresult *)res)) == 0)
+		if (atoi(PQcmdTuples((PGresult *)res)) == 0) {
+			q->st->n_full++;
 			bounce(q, "wait", "resource-constraint",
 			       "the recipient's offline storage is full");
+		} else {
+			q->st->n_stored++;
+		}
 	} else {
 		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
@@ -217,9 +226,13 @@ static void on_batch_stored(void *arg, const PGresult *res, const char *err)
 			next = q->next;
 			if (strcmp(PQgetvalue(res, row, 1), "t") != 0)
 				bounce(q, NULL, "service-unavailable", NULL);
-			else if (strcmp(PQgetvalue(res, row, 2), "t") != 0)
+			else if (strcmp(PQgetvalue(res, row, 2), "t") != 0) {
+				st->n_full++;
 				bounce(q, "wait", "resource-constraint",
 				       "the recipient's offline storage is full");
+			} else {
+				st->n_stored++;
+			}
 			store_req_free(q);	/* committed: the sender's ack may go */
 		}
 	}
@@ -357,6 +370,7 @@ static int on_offline(struct module *m, struct hook_args *a)
 	}
 	q->original = xml_ref(a->stanza);
 	q->text = text;
+	q->st = module_data(m);
 	q->user = strdup(a->to->local);
 	/* The sender's ack (XEP-0198) waits for the commit. */
 	q->d = delivery_ref(delivery_current());
@@ -532,6 +546,7 @@ static void flush_settle(struct flush *f)
 	if (f->nids && (u = calloc(1, sizeof(*u))) && (u->user = strdup(f->jid->local))) {
 		log_info("offline", "%s: %u stored message%s delivered", f->jid->full, f->nids,
 			 f->nids == 1 ? "" : "s");
+		f->st->n_delivered += f->nids;
 		u->ids = f->ids;
 		u->n = f->nids;
 		f->ids = NULL;
@@ -705,6 +720,48 @@ static void state_free(void *p)
 	free(st);
 }
 
+/* ---- /metrics ---- */
+
+#define COUNT_INTERVAL 60	/* seconds between counts of the table */
+
+static const char sql_count[] =
+	"SELECT coalesce(sum(n), 0) FROM offline_counts WHERE host = $1";
+
+static void on_counted(void *arg, const PGresult *res, const char *err)
+{
+	struct offline_state *st = arg;
+
+	(void)err;
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		st->in_store = atoll(PQgetvalue(res, 0, 0));
+}
+
+static void on_count_timer(struct module *m, void *arg)
+{
+	struct offline_state *st = arg;
+	const char *params[1] = { module_host(m) };
+
+	db_exec_prepared(module_db(m), st->affinity, "offline_count", 1, params, on_counted, st);
+	module_timer_start(st->count, COUNT_INTERVAL * 1000ul, false);
+}
+
+static void metrics(struct module *m, struct metrics *out)
+{
+	const struct offline_state *st = module_data(m);
+
+	metrics_sample(out, m, "parley_offline_stored_total", "counter",
+		       "Messages stored for offline accounts (committed).", (double)st->n_stored);
+	metrics_sample(out, m, "parley_offline_refused_full_total", "counter",
+		       "Messages refused: the account's offline-queue was full.",
+		       (double)st->n_full);
+	metrics_sample(out, m, "parley_offline_delivered_total", "counter",
+		       "Stored messages delivered (and acknowledged).", (double)st->n_delivered);
+	if (st->in_store >= 0)
+		metrics_sample(out, m, "parley_offline_messages", "gauge",
+			       "Messages in the offline store, counted every minute.",
+			       (double)st->in_store);
+}
+
 static int load(struct module *m)
 {
 	struct offline_state *st = calloc(1, sizeof(*st));
@@ -720,13 +777,17 @@ static int load(struct module *m)
 	    db_prepare(db, "offline_store_batch", sql_store_batch, 4) < 0 ||
 	    db_prepare(db, "offline_fetch", sql_fetch, 3) < 0 ||
 	    db_prepare(db, "offline_delete", sql_delete, 3) < 0 ||
-	    db_prepare(db, "offline_expire", sql_expire, 2) < 0)
+	    db_prepare(db, "offline_expire", sql_expire, 2) < 0 ||
+	    db_prepare(db, "offline_count", sql_count, 1) < 0)
 		return -1;
+	st->in_store = -1;
 	st->expiry = module_timer_new(m, on_expiry_timer, st);
 	st->retry = module_timer_new(m, on_retry_timer, st);
-	if (!st->expiry || !st->retry)
+	st->count = module_timer_new(m, on_count_timer, st);
+	if (!st->expiry || !st->retry || !st->count || module_metrics(m, metrics) < 0)
 		return -1;
 	module_timer_start(st->expiry, 0, false);	/* a first sweep at start-up */
+	module_timer_start(st->count, 0, false);
 	module_feature(m, NS_OFFLINE);
 	module_hook(m, HOOK_OFFLINE_MESSAGE, 0, on_offline);
 	module_hook(m, HOOK_USER_SEND, 100, on_user_send);

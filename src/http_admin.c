@@ -18,6 +18,7 @@
 #include "db.h"
 #include "histogram.h"
 #include "http.h"
+#include "module.h"
 #include "router.h"
 #include "server.h"
 #include "session.h"
@@ -54,6 +55,91 @@ static void histogram(struct evbuffer *b, const char *name, const char *help,
 	}
 	evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n",
 			    name, h->count, name, h->sum, name, h->count);
+}
+
+/* ---- what modules add ---- */
+
+struct metrics_src {
+	struct module *m;
+	metrics_fn fn;
+	struct metrics_src *next;
+};
+
+static struct metrics_src *sources;
+
+#define FAMILIES_MAX 128	/* distinct names modules add in one scrape */
+
+struct metrics {
+	struct evbuffer *b;
+	const char *seen[FAMILIES_MAX];
+	unsigned nseen;
+};
+
+int module_metrics(struct module *m, metrics_fn fn)
+{
+	struct metrics_src *s = calloc(1, sizeof(*s)), **pp = &sources;
+
+	if (!s)
+		return -1;
+	s->m = m;
+	s->fn = fn;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = s;
+	return 0;
+}
+
+void metrics_remove(struct module *m)
+{
+	for (struct metrics_src **pp = &sources; *pp;) {
+		struct metrics_src *s = *pp;
+
+		if (s->m == m) {
+			*pp = s->next;
+			free(s);
+		} else {
+			pp = &s->next;
+		}
+	}
+}
+
+void http_admin_shutdown(void)
+{
+	while (sources) {
+		struct metrics_src *s = sources;
+
+		sources = s->next;
+		free(s);
+	}
+}
+
+static bool name_ok(const char *n)
+{
+	if (!n || !*n || strlen(n) > 100)
+		return false;
+	for (; *n; n++)
+		if (!((*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '_'))
+			return false;
+	return true;
+}
+
+void metrics_sample(struct metrics *out, const struct module *m, const char *name,
+		    const char *type, const char *help, double value)
+{
+	unsigned i;
+
+	if (!name_ok(name) || (strcmp(type, "counter") && strcmp(type, "gauge")))
+		return;	/* a module's mistake must not break the whole scrape */
+	for (i = 0; i < out->nseen && strcmp(out->seen[i], name); i++)
+		;
+	if (i == out->nseen) {
+		if (out->nseen == FAMILIES_MAX)
+			return;
+		out->seen[out->nseen++] = name;
+		metric(out->b, name, type, help);
+	}
+	/* host names are domain names: no quote or backslash to escape */
+	evbuffer_add_printf(out->b, "%s{host=\"%s\"} %.17g\n", name, module_host(m), value);
 }
 
 static void metrics(struct http_request *r, void *arg)
@@ -125,6 +211,12 @@ static void metrics(struct http_request *r, void *arg)
 	metric(b, "process_start_time_seconds", "gauge", "Start time, seconds since the "
 	       "epoch.");
 	evbuffer_add_printf(b, "process_start_time_seconds %lld\n", (long long)server.started);
+	{
+		struct metrics out = { .b = b };
+
+		for (const struct metrics_src *src = sources; src; src = src->next)
+			src->fn(src->m, &out);
+	}
 	len = evbuffer_get_length(b);
 	http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8",
 		     evbuffer_pullup(b, (ev_ssize_t)len), len);

@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "ctl.h"
+#include "http_admin.h"
 #include "log.h"
 #include "server.h"
 
@@ -427,6 +428,7 @@ void module_unload(struct module *m)
 	iq_remove(m->vh, m);
 	disco_remove(m->vh, m);
 	ctl_commands_remove(m);
+	metrics_remove(m);
 	if (m->free_data)
 		m->free_data(m->data);
 	for (size_t i = 0; i < m->nstrings; i++)

@@ -257,6 +257,22 @@ void ctl_item(struct ctl_reply *r);
 /* The request failed: msg replaces whatever was written. Returns -1. */
 int ctl_fail(struct ctl_reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * ---- metrics: samples a module adds to /metrics (admin HTTP listeners) ----
+ * fn runs at each scrape, on the loop: it reads what the module counts in
+ * memory and calls metrics_sample() for each figure. The family's HELP and
+ * TYPE lines go once per scrape, and every sample carries the instance's host
+ * as a label (host="example.com"), so each host's instance may add the same
+ * names.
+ */
+struct metrics;
+typedef void (*metrics_fn)(struct module *m, struct metrics *out);
+
+int module_metrics(struct module *m, metrics_fn fn);
+/* type is "counter" or "gauge"; name follows Prometheus (parley_offline_...). */
+void metrics_sample(struct metrics *out, const struct module *m, const char *name,
+		    const char *type, const char *help, double value);
+
 /* ---- IQ handlers, by (domain, type, payload namespace) ---- */
 
 enum iq_type { IQ_GET, IQ_SET };

@@ -341,6 +341,7 @@ out:
 		listeners_stop();
 	c2s_free_all();
 	http_shutdown();
+	http_admin_shutdown();
 	sm_unbind_all("server stopped");
 	stanza_id_free();
 	/* Pending queries answer (with errors) while the modules are still loaded. */

@@ -119,6 +119,19 @@ def checks(public, admin, tls):
     get(admin, "/health")
     _, _, body = get(admin, "/metrics")
     s2, _ = metrics_ok(body)
+    mods = ['parley_offline_stored_total{host="http.example"}',
+            'parley_offline_delivered_total{host="http.example"}']
+    gauge = 'parley_offline_messages{host="http.example"}'
+    for _ in range(20):	# the module counts its table once at start
+        if gauge in s2:
+            break
+        time.sleep(0.25)
+        s2, _ = metrics_ok(get(admin, "/metrics")[2])
+    report("/metrics: what a module adds (mod_offline: stored and delivered counters, "
+           "the messages in its table), labelled with the host, typed once",
+           all(n in s2 for n in mods) and s2.get(gauge) == 0 and
+           body.decode().count("# TYPE parley_offline_stored_total") == 1,
+           [n for n in mods + [gauge] if n not in s2])
     k = 'parley_http_requests_total{code="2xx"}'
     report("/metrics: the 2xx counter moves between two scrapes",
            s2.get(k, 0) > s1.get(k, 0), (s1.get(k), s2.get(k)))
