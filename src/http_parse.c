@@ -11,7 +11,7 @@
 
 static struct http_in *in_of(http_parser *p) { return p->data; }
 
-static int fail(struct http_in *in, int status, const char *why)
+int http_in_fail(struct http_in *in, int status, const char *why)
 {
 	if (!in->error) {
 		in->error = status;
@@ -19,6 +19,8 @@ static int fail(struct http_in *in, int status, const char *why)
 	}
 	return -1;
 }
+
+#define fail http_in_fail
 
 /* Appends len bytes to *s (NUL-terminated), at most max in all. */
 static int append(char **s, size_t *slen, const char *data, size_t len, size_t max)
@@ -43,6 +45,8 @@ static int on_begin(http_parser *p)
 	http_msg_free(&in->msg);
 	memset(&in->msg, 0, sizeof(in->msg));
 	in->in_value = false;
+	in->stream = false;
+	in->streamed = 0;
 	return 0;
 }
 
@@ -193,6 +197,9 @@ static int on_headers_complete(http_parser *p)
 	te = http_msg_header(m, "Transfer-Encoding");
 	if (te && strcasecmp(te, "chunked") != 0)
 		return fail(in, 501, "only the chunked transfer coding is done");
+	if (in->ops && in->ops->on_head && in->ops->on_head(in, in->arg) < 0)
+		return fail(in, 500, "refused");
+	/* the limit as on_head left it (a route's own) */
 	if (p->content_length != (uint64_t)-1 && p->content_length > in->body_max)
 		return fail(in, 413, "the body is too large");
 	return 0;
@@ -202,6 +209,22 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
 	struct http_in *in = in_of(p);
 	struct http_msg *m = &in->msg;
+
+	if (in->stream) {
+		int rc;
+
+		if (in->streamed + len > in->body_max)
+			return fail(in, 413, "the body is too large");
+		in->streamed += len;
+		rc = in->ops && in->ops->on_data ? in->ops->on_data(in, at, len, in->arg) : 0;
+		if (rc < 0)
+			return fail(in, 500, "the body could not be taken");
+		/* Stop at the end of this feed: pausing the parser here would leave a
+		 * body that ended with this piece without its message_complete. */
+		if (rc > 0)
+			in->held = true;
+		return 0;
+	}
 
 	if (m->body_len + len > in->body_max)
 		return fail(in, 413, "the body is too large");
@@ -249,12 +272,30 @@ void http_in_init(struct http_in *in, size_t body_max)
 	in->body_max = body_max;
 }
 
+void http_in_set_ops(struct http_in *in, const struct http_in_ops *ops, void *arg)
+{
+	in->ops = ops;
+	in->arg = arg;
+}
+
+void http_in_resume(struct http_in *in)
+{
+	in->held = false;
+}
+
+void http_in_done(struct http_in *in)
+{
+	in->complete = false;
+	in->stream = false;
+	http_parser_pause(&in->p, 0);
+}
+
 size_t http_in_feed(struct http_in *in, const char *data, size_t len)
 {
 	size_t n;
 	enum http_errno e;
 
-	if (in->complete || in->error || len == 0)
+	if (in->complete || in->held || in->error || len == 0)
 		return 0;
 	n = http_parser_execute(&in->p, &settings, data, len);
 	e = HTTP_PARSER_ERRNO(&in->p);
@@ -271,9 +312,11 @@ void http_in_take(struct http_in *in, struct http_msg *out)
 {
 	*out = in->msg;
 	memset(&in->msg, 0, sizeof(in->msg));
-	in->complete = false;
 	in->in_value = false;
-	http_parser_pause(&in->p, 0);
+	if (in->complete) {
+		in->complete = false;
+		http_parser_pause(&in->p, 0);
+	}
 }
 
 void http_in_free(struct http_in *in)
