@@ -38,7 +38,8 @@ struct route {
 	char *path;
 	size_t len;
 	bool prefix, admin;
-	http_fn fn;
+	http_fn fn;			/* a request whose body is kept whole */
+	const struct http_body_route *body;	/* or one that streams it */
 	void *arg;
 	struct route *next;
 };
@@ -62,6 +63,9 @@ static struct http_conn *all;
 
 struct http_request {
 	struct http_conn *hc;		/* NULL once the connection is gone */
+	const struct route *route;	/* a streaming route, while its body comes */
+	void *data;			/* the handler's */
+	bool body_done;			/* the streamed body is whole (or refused) */
 	struct http_msg msg;
 	struct evbuffer *headers;	/* extra answer headers */
 	char peer[64];
@@ -70,25 +74,46 @@ struct http_request {
 
 /* ---- routes ---- */
 
+static struct route *route_add(const char *path, bool admin, void *arg);
+
 int http_route(const char *path, bool admin, http_fn fn, void *arg)
+{
+	struct route *r = route_add(path, admin, arg);
+
+	if (!r)
+		return -1;
+	r->fn = fn;
+	return 0;
+}
+
+int http_route_body(const char *path, bool admin, const struct http_body_route *b, void *arg)
+{
+	struct route *r = route_add(path, admin, arg);
+
+	if (!r)
+		return -1;
+	r->body = b;
+	return 0;
+}
+
+static struct route *route_add(const char *path, bool admin, void *arg)
 {
 	struct route *r;
 
 	for (r = routes; r; r = r->next)
 		if (strcmp(r->path, path) == 0)
-			return -1;
+			return NULL;
 	if (!(r = calloc(1, sizeof(*r))) || !(r->path = strdup(path))) {
 		free(r);
-		return -1;
+		return NULL;
 	}
 	r->len = strlen(path);
 	r->prefix = r->len > 1 && path[r->len - 1] == '/';
 	r->admin = admin;
-	r->fn = fn;
 	r->arg = arg;
 	r->next = routes;
 	routes = r;
-	return 0;
+	return r;
 }
 
 void http_route_remove(const char *path)
@@ -265,8 +290,10 @@ void http_respond(struct http_request *r, int status, const char *content_type,
 		request_free(r);
 		return;
 	}
+	/* An answer before the streamed body was read ends the connection: its
+	 * rest cannot be told from a next request. */
 	close = !r->msg.keep_alive || hc->served >= HTTP_REQUESTS_PER_CONN ||
-		server.shutting_down;
+		server.shutting_down || (r->route && !r->body_done);
 	write_answer(hc, status, content_type, r->headers, body, len,
 		     strcmp(r->msg.method, "HEAD") == 0, close);
 	hc->cur = NULL;
@@ -297,15 +324,14 @@ static bool rate_ok(struct http_conn *hc, const struct timespec *now)
 	return true;
 }
 
-static void dispatch(struct http_conn *hc)
+/* The request whose head (or whole) the parser has: the connection's current. */
+static struct http_request *request_new(struct http_conn *hc)
 {
 	struct http_request *r = calloc(1, sizeof(*r));
-	const struct route *rt;
 
 	if (!r || !(r->headers = evbuffer_new())) {
 		free(r);
-		refuse(hc, 500, "out of memory");
-		return;
+		return NULL;
 	}
 	http_in_take(&hc->in, &r->msg);
 	r->hc = hc;
@@ -315,6 +341,85 @@ static void dispatch(struct http_conn *hc)
 	hc->served++;
 	http_stats.requests++;
 	evtimer_del(hc->deadline);
+	return r;
+}
+
+void http_set_data(struct http_request *r, void *data) { r->data = data; }
+void *http_data(const struct http_request *r) { return r->data; }
+
+void http_resume(struct http_request *r)
+{
+	if (!r->hc || !r->hc->in.held)
+		return;
+	http_in_resume(&r->hc->in);
+	conn_pause(r->hc->c, false);	/* buffered bytes come by a read event */
+}
+
+/* RFC 9110 §10.1.1: a client that waits with Expect: 100-continue is told to
+ * send its body. */
+static void continue_if_asked(struct http_conn *hc, const struct http_msg *m)
+{
+	const char *e = http_msg_header(m, "Expect");
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	if (e && strcasecmp(e, "100-continue") == 0 && m->http_minor >= 1)
+		conn_write(hc->c, cont, sizeof(cont) - 1);
+}
+
+/* http_in's on_head: a streaming route takes its request now, its body in
+ * pieces; any other waits for the whole request (dispatch). */
+static int on_head(struct http_in *in, void *arg)
+{
+	struct http_conn *hc = arg;
+	const struct route *rt = route_find(in->msg.path, hc->l->admin);
+	struct http_request *r;
+
+	if (!rt || !rt->body || in->msg.upgrade) {
+		continue_if_asked(hc, &in->msg);
+		return 0;
+	}
+	in->stream = true;
+	in->body_max = rt->body->body_max;
+	if (!(r = request_new(hc)))
+		return http_in_fail(in, 500, "out of memory");
+	r->route = rt;
+	if (!rate_ok(hc, &r->start)) {
+		http_add_header(r, "Retry-After", "1");
+		http_respond(r, 429, "text/plain; charset=utf-8", "too many requests\n", 18);
+		return 0;
+	}
+	/* -1: it answered, and the connection ends */
+	if (rt->body->begin(r, rt->arg) == 0 && hc->cur == r)
+		continue_if_asked(hc, &r->msg);
+	return 0;
+}
+
+static int on_data(struct http_in *in, const char *data, size_t len, void *arg)
+{
+	struct http_conn *hc = arg;
+	struct http_request *r = hc->cur;
+
+	(void)in;
+	if (!r || !r->route || hc->closing)
+		return 0;	/* answered already: the rest is dropped with the connection */
+	if (r->route->body->data(r, data, len, r->route->arg) > 0) {
+		conn_pause(hc->c, true);
+		return 1;
+	}
+	return 0;
+}
+
+static const struct http_in_ops in_ops = { on_head, on_data };
+
+static void dispatch(struct http_conn *hc)
+{
+	struct http_request *r = request_new(hc);
+	const struct route *rt;
+
+	if (!r) {
+		refuse(hc, 500, "out of memory");
+		return;
+	}
 	conn_pause(hc->c, true);
 	if (!rate_ok(hc, &r->start)) {
 		http_add_header(r, "Retry-After", "1");
@@ -325,11 +430,20 @@ static void dispatch(struct http_conn *hc)
 		http_respond(r, 501, "text/plain; charset=utf-8", "no upgrade here\n", 16);
 		return;
 	}
-	if (!(rt = route_find(r->msg.path, hc->l->admin))) {
+	if (!(rt = route_find(r->msg.path, hc->l->admin)) || !rt->fn) {
 		http_respond(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
 		return;
 	}
 	rt->fn(r, rt->arg);
+}
+
+/* Whether the parser should be fed: no request being answered, or one whose
+ * streamed body is still coming and not held. */
+static bool feeding(const struct http_conn *hc)
+{
+	if (hc->closing || hc->in.held)
+		return false;
+	return !hc->cur || (hc->cur->route && !hc->cur->body_done);
 }
 
 /* Parses what came, and hands over each whole request in turn. */
@@ -338,7 +452,7 @@ static void serve(struct http_conn *hc)
 	struct evbuffer *in = conn_input(hc->c);
 
 	/* Each turn takes bytes or ends: bounded by what is buffered. */
-	while (!hc->cur && !hc->closing && evbuffer_get_length(in) > 0) {
+	while (feeding(hc) && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		size_t n;
 
@@ -350,10 +464,18 @@ static void serve(struct http_conn *hc)
 			refuse(hc, hc->in.error, hc->in.why ? hc->in.why : "bad request");
 			return;
 		}
-		if (hc->in.complete)
+		if (hc->in.complete && hc->cur && hc->cur->route) {
+			struct http_request *r = hc->cur;
+
+			r->body_done = true;
+			http_in_done(&hc->in);
+			conn_pause(hc->c, true);	/* until the answer */
+			r->route->body->end(r, r->route->arg);
+		} else if (hc->in.complete) {
 			dispatch(hc);
-		else if (n == 0)
+		} else if (n == 0) {
 			break;
+		}
 	}
 }
 
@@ -370,8 +492,16 @@ static void conn_ends(struct http_conn *hc)
 
 static void hc_free(struct http_conn *hc)
 {
-	if (hc->cur)
-		hc->cur->hc = NULL;	/* its handler answers into the void */
+	struct http_request *r = hc->cur;
+
+	if (r) {
+		r->hc = NULL;	/* its handler answers into the void */
+		hc->cur = NULL;
+		if (r->route && !r->body_done) {
+			r->body_done = true;
+			r->route->body->gone(r, r->route->arg);
+		}
+	}
 	if (hc->counted_ip)
 		listener_ip_release(conn_peer(hc->c));
 	if (hc->prev)
@@ -432,6 +562,7 @@ static void http_accept(evutil_socket_t fd, const struct sockaddr *sa,
 		return;
 	}
 	http_in_init(&hc->in, HTTP_BODY_MAX);
+	http_in_set_ops(&hc->in, &in_ops, hc);
 	hc->tokens = HTTP_BURST;
 	clock_gettime(CLOCK_MONOTONIC, &hc->filled);
 	hc->next = all;

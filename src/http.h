@@ -25,6 +25,29 @@ typedef void (*http_fn)(struct http_request *req, void *arg);
 int http_route(const char *path, bool admin, http_fn fn, void *arg);
 void http_route_remove(const char *path);
 
+/*
+ * A route that takes its request bodies in pieces (an upload), up to body_max:
+ * begin: the headers are in; 0 takes the body, or answer now (http_respond)
+ *   and return -1 (the connection then ends: the body is not read).
+ * data: a piece of the body; 0, or 1 to stop reading until http_resume(r).
+ * end: the body is whole; answer now or later.
+ * gone: the connection ended before end; finish what is in flight, then
+ *   answer (into the void: http_respond frees r).
+ */
+struct http_body_route {
+	int (*begin)(struct http_request *r, void *arg);
+	int (*data)(struct http_request *r, const char *p, size_t n, void *arg);
+	void (*end)(struct http_request *r, void *arg);
+	void (*gone)(struct http_request *r, void *arg);
+	size_t body_max;
+};
+int http_route_body(const char *path, bool admin, const struct http_body_route *b,
+		    void *arg);
+void http_resume(struct http_request *r);
+/* What a handler keeps with a request. */
+void http_set_data(struct http_request *r, void *data);
+void *http_data(const struct http_request *r);
+
 /* Registers the transport for <listen type="http"> (before listeners_start). */
 int http_init(void);
 /* Frees the routes and any connection left (at exit). */
