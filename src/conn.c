@@ -292,6 +292,25 @@ int conn_write(struct conn *c, const void *data, size_t len)
 	return 0;
 }
 
+int conn_write_file(struct conn *c, int fd, long long offset, long long len)
+{
+	if ((c->closing && !c->bev) || offset < 0 || len < 0) {
+		close(fd);
+		return -1;
+	}
+	/* The output owns fd from here on, and closes it once written (sendfile
+	 * on a plain socket, mapped pieces under TLS: never the whole file in
+	 * memory). */
+	if (evbuffer_add_file(bufferevent_get_output(c->bev), fd, offset, len) < 0) {
+		close(fd);
+		return -1;
+	}
+	c->out += (unsigned long long)len;
+	if (c->direct && !(bufferevent_get_enabled(c->bev) & EV_WRITE))
+		mark_dirty(c);
+	return 0;
+}
+
 int conn_write_xml(struct conn *c, const struct xml_node *node, const char *ns)
 {
 	struct xml_buf b = { 0 };

@@ -41,6 +41,9 @@ void conn_shutdown(void);
 
 struct evbuffer *conn_input(struct conn *c);
 int conn_write(struct conn *c, const void *data, size_t len);
+/* len bytes of the file fd from offset; the connection closes fd when done
+ * (also on failure: -1). */
+int conn_write_file(struct conn *c, int fd, long long offset, long long len);
 /* Serializes node into the output; ns is the stream's default namespace. */
 int conn_write_xml(struct conn *c, const struct xml_node *node, const char *ns);
 /* The same for a stanza many streams get: the tree's bytes are serialized once

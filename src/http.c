@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "http_parse.h"
@@ -275,30 +276,54 @@ static void request_free(struct http_request *r)
 	free(r);
 }
 
+static void respond(struct http_request *r, int status, const char *content_type,
+		    const void *body, size_t len, int fd, long long off);
+
+static void closefd(int fd) { close(fd); }
+
 void http_respond(struct http_request *r, int status, const char *content_type,
 		  const void *body, size_t len)
 {
+	respond(r, status, content_type, body, len, -1, 0);
+}
+
+void http_respond_file(struct http_request *r, int status, const char *content_type,
+		       int fd, long long offset, long long len)
+{
+	respond(r, status, content_type, NULL, (size_t)len, fd, offset);
+}
+
+static void respond(struct http_request *r, int status, const char *content_type,
+		    const void *body, size_t len, int fd, long long off)
+{
 	struct http_conn *hc = r->hc;
 	struct timespec now;
-	bool close;
+	bool ending, head = strcmp(r->msg.method, "HEAD") == 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	log_info("http", "%s \"%s %.200s\" %d %zu %.1f ms", r->peer, r->msg.method,
 		 r->msg.url ? r->msg.url : "", status, len,
 		 (now.tv_sec - r->start.tv_sec) * 1e3 + (now.tv_nsec - r->start.tv_nsec) / 1e6);
 	if (!hc) {
+		if (fd >= 0)
+			closefd(fd);
 		request_free(r);
 		return;
 	}
 	/* An answer before the streamed body was read ends the connection: its
 	 * rest cannot be told from a next request. */
-	close = !r->msg.keep_alive || hc->served >= HTTP_REQUESTS_PER_CONN ||
+	ending = !r->msg.keep_alive || hc->served >= HTTP_REQUESTS_PER_CONN ||
 		server.shutting_down || (r->route && !r->body_done);
-	write_answer(hc, status, content_type, r->headers, body, len,
-		     strcmp(r->msg.method, "HEAD") == 0, close);
+	write_answer(hc, status, content_type, r->headers, body, len, head || fd >= 0, ending);
+	if (fd >= 0 && (head || len == 0 || conn_write_file(hc->c, fd, off, (long long)len) < 0)) {
+		if (!head && len)
+			ending = true;	/* the length was promised: end rather than lie */
+		if (head || len == 0)
+			closefd(fd);
+	}
 	hc->cur = NULL;
 	request_free(r);
-	if (close) {
+	if (ending) {
 		conn_ends(hc);
 		return;
 	}

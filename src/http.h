@@ -69,6 +69,11 @@ void http_add_header(struct http_request *r, const char *name, const char *value
 void http_respond(struct http_request *r, int status, const char *content_type,
 		  const void *body, size_t len);
 
+/* The same with len bytes of the open file fd from offset as the body (a
+ * download); the connection closes fd when it is written. */
+void http_respond_file(struct http_request *r, int status, const char *content_type,
+		       int fd, long long offset, long long len);
+
 /* Counters for /metrics. */
 struct http_stats {
 	unsigned long long requests, by_class[6];	/* 1xx..5xx at [1]..[5] */
