@@ -191,6 +191,21 @@ int iq_reply(struct iq *iq, struct xml_node *payload)
 	return 0;
 }
 
+int iq_error_app(struct iq *iq, const char *type, const char *condition, const char *text,
+		 struct xml_node *app)
+{
+	struct iq_impl *q = (struct iq_impl *)iq;
+	struct xml_node *err = stanza_error_reply(iq->stanza, type, condition, text);
+	struct xml_node *e = err ? xml_child(err, "error", NULL) : NULL;
+
+	if (e && app)
+		xml_append(e, app);
+	else
+		xml_unref(app);
+	iq_send(q, err);
+	return 0;
+}
+
 int iq_error(struct iq *iq, const char *condition, const char *text)
 {
 	struct iq_impl *q = (struct iq_impl *)iq;

@@ -307,5 +307,10 @@ int module_account_iq(struct module *m, enum iq_type type, const char *ns, iq_fn
 int iq_reply(struct iq *iq, struct xml_node *payload);
 /* condition: RFC 6120 §8.3.3 name; the type is the condition's default. */
 int iq_error(struct iq *iq, const char *condition, const char *text);
+/* The same with the error's type (NULL: the condition's default) and an
+ * application-specific child (owned, may be NULL) in the <error/> (RFC 6120
+ * §8.3.2: XEP-0363's <file-too-large/>). */
+int iq_error_app(struct iq *iq, const char *type, const char *condition, const char *text,
+		 struct xml_node *app);
 
 #endif
