@@ -489,13 +489,17 @@ static void serve(struct http_conn *hc)
 			refuse(hc, hc->in.error, hc->in.why ? hc->in.why : "bad request");
 			return;
 		}
-		if (hc->in.complete && hc->cur && hc->cur->route) {
+		if (hc->in.complete && hc->in.stream) {
+			/* a streamed request is whole; if its handler answered early,
+			 * there is nothing to tell it (the connection is ending) */
 			struct http_request *r = hc->cur;
 
-			r->body_done = true;
 			http_in_done(&hc->in);
-			conn_pause(hc->c, true);	/* until the answer */
-			r->route->body->end(r, r->route->arg);
+			if (r && r->route && !r->body_done) {
+				r->body_done = true;
+				conn_pause(hc->c, true);	/* until the answer */
+				r->route->body->end(r, r->route->arg);
+			}
 		} else if (hc->in.complete) {
 			dispatch(hc);
 		} else if (n == 0) {
