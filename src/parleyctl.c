@@ -19,7 +19,9 @@
 #include <dlfcn.h>
 #include <openssl/rand.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -716,6 +718,273 @@ static int cmd_offline_purge(struct ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
+/* ---- upload: straight to the database and the storage directory ---- */
+
+/* A host's option of a module: its config's value or the module's default.
+ * 1 when the host does not enable the module, -1 when it cannot be read. */
+static int host_option(struct ctl *ctl, const struct config_host *h, const char *module,
+		       const char *option, char *out, size_t outlen)
+{
+	for (size_t i = 0; i < h->nmodules; i++) {
+		const struct config_module *m = &h->modules[i];
+
+		if (strcmp(m->name, module) != 0)
+			continue;
+		for (size_t j = 0; j < m->noptions; j++) {
+			if (strcmp(m->options[j].name, option) == 0) {
+				snprintf(out, outlen, "%s", m->options[j].value);
+				return 0;
+			}
+		}
+		return option_default(ctl, module, option, out, outlen);
+	}
+	return 1;
+}
+
+static void human(unsigned long long n, char *out, size_t len)
+{
+	if (n >= 1ull << 30)
+		snprintf(out, len, "%.1f GiB", n / 1073741824.0);
+	else if (n >= 1ull << 20)
+		snprintf(out, len, "%.1f MiB", n / 1048576.0);
+	else if (n >= 1024)
+		snprintf(out, len, "%.1f KiB", n / 1024.0);
+	else
+		snprintf(out, len, "%llu B", n);
+}
+
+static int upload_query_failed(struct ctl *ctl, PGresult *res, ExecStatusType want)
+{
+	char msg[512];
+
+	if (PQresultStatus(res) == want)
+		return 0;
+	snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+	msg[strcspn(msg, "\n")] = '\0';
+	fail_json(ctl, msg);
+	PQclear(res);
+	return -1;
+}
+
+static int cmd_upload_stats(struct ctl *ctl, int argc, char **argv)
+{
+	PGconn *conn;
+	PGresult *res;
+	bool first = true;
+	char b1[32], b2[32];
+
+	(void)argv;
+	if (argc > 0) {
+		fail_json(ctl, "usage: parleyctl upload stats");
+		return EXIT_USAGE;
+	}
+	if (!ctl->cfg && load_config(ctl) < 0)
+		return EXIT_FAILED;
+	if (!(conn = db_connect(ctl)))
+		return EXIT_UNREACHABLE;
+	res = PQexec(conn, "SELECT host, count(*), count(DISTINCT owner), coalesce(sum(size), 0), "
+		     "count(*) FILTER (WHERE expires <= now()) FROM upload_files GROUP BY host "
+		     "ORDER BY host");
+	if (upload_query_failed(ctl, res, PGRES_TUPLES_OK) < 0) {
+		PQfinish(conn);
+		return EXIT_FAILED;
+	}
+	if (ctl->json)
+		printf("{\"ok\":true,\"hosts\":[");
+	else
+		printf("%-30s %8s %8s %12s %8s\n", "HOST", "FILES", "USERS", "BYTES", "EXPIRED");
+	for (int i = 0; i < PQntuples(res); i++) {
+		unsigned long long bytes = strtoull(PQgetvalue(res, i, 3), NULL, 10);
+
+		if (ctl->json) {
+			printf("%s{\"host\":", first ? "" : ",");
+			json_str(stdout, PQgetvalue(res, i, 0));
+			printf(",\"files\":%s,\"users\":%s,\"bytes\":%llu,\"expired\":%s}",
+			       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), bytes,
+			       PQgetvalue(res, i, 4));
+		} else {
+			human(bytes, b1, sizeof(b1));
+			printf("%-30s %8s %8s %12s %8s\n", PQgetvalue(res, i, 0),
+			       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), b1,
+			       PQgetvalue(res, i, 4));
+		}
+		first = false;
+	}
+	PQclear(res);
+	res = PQexec(conn, "SELECT count(*), coalesce(sum(size), 0), (SELECT coalesce(sum(size), "
+		     "0) FROM upload_files) FROM upload_objects");
+	if (upload_query_failed(ctl, res, PGRES_TUPLES_OK) < 0) {
+		PQfinish(conn);
+		return EXIT_FAILED;
+	}
+	if (ctl->json) {
+		printf("],\"objects\":%s,\"object_bytes\":%s,\"file_bytes\":%s}\n",
+		       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+	} else {
+		human(strtoull(PQgetvalue(res, 0, 1), NULL, 10), b1, sizeof(b1));
+		human(strtoull(PQgetvalue(res, 0, 2), NULL, 10), b2, sizeof(b2));
+		printf("stored once per hash: %s objects, %s on disk for %s of uploads\n",
+		       PQgetvalue(res, 0, 0), b1, b2);
+	}
+	PQclear(res);
+	PQfinish(conn);
+	return EXIT_OK;
+}
+
+/* Removes objects/<sha> from every configured storage directory. */
+static unsigned unlink_object(struct ctl *ctl, const char *sha)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < ctl->cfg->nhosts; i++) {
+		char dir[1024], path[1200];
+
+		if (host_option(ctl, &ctl->cfg->hosts[i], "http_upload", "storage", dir,
+				sizeof(dir)) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/objects/%s", dir, sha);
+		n += unlink(path) == 0;
+	}
+	return n;
+}
+
+/* .part files of uploads that never finished (a crash, a kill), a day old. */
+static unsigned purge_parts(struct ctl *ctl)
+{
+	unsigned n = 0;
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < ctl->cfg->nhosts; i++) {
+		char dir[1024], path[1400];
+		DIR *d;
+		struct dirent *e;
+
+		if (host_option(ctl, &ctl->cfg->hosts[i], "http_upload", "storage", dir,
+				sizeof(dir) - 8) != 0)
+			continue;
+		strcat(dir, "/tmp");
+		if (!(d = opendir(dir)))
+			continue;
+		while ((e = readdir(d))) {
+			struct stat st;
+			size_t len = strlen(e->d_name);
+
+			if (len < 6 || strcmp(e->d_name + len - 5, ".part") != 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			if (stat(path, &st) == 0 && st.st_mtime < now - 86400 && unlink(path) == 0)
+				n++;
+		}
+		closedir(d);
+	}
+	return n;
+}
+
+static const char sql_orphans[] =
+	"DELETE FROM upload_objects o WHERE created < now() - interval '1 hour' AND "
+	"NOT EXISTS (SELECT 1 FROM upload_files f WHERE f.sha256 = o.sha256) RETURNING sha256";
+
+static int cmd_upload_purge(struct ctl *ctl, int argc, char **argv)
+{
+	PGconn *conn;
+	PGresult *res;
+	char expired[24];
+	unsigned unlinked = 0, parts;
+	int objects;
+
+	(void)argv;
+	if (argc > 0) {
+		fail_json(ctl, "usage: parleyctl upload purge");
+		return EXIT_USAGE;
+	}
+	if (!ctl->cfg && load_config(ctl) < 0)
+		return EXIT_FAILED;
+	if (!(conn = db_connect(ctl)))
+		return EXIT_UNREACHABLE;
+	res = PQexec(conn, "DELETE FROM upload_files WHERE expires <= now()");
+	if (upload_query_failed(ctl, res, PGRES_COMMAND_OK) < 0) {
+		PQfinish(conn);
+		return EXIT_FAILED;
+	}
+	snprintf(expired, sizeof(expired), "%s", PQcmdTuples(res));
+	PQclear(res);
+	res = PQexec(conn, sql_orphans);
+	if (upload_query_failed(ctl, res, PGRES_TUPLES_OK) < 0) {
+		PQfinish(conn);
+		return EXIT_FAILED;
+	}
+	objects = PQntuples(res);
+	for (int i = 0; i < objects; i++)
+		unlinked += unlink_object(ctl, PQgetvalue(res, i, 0));
+	PQclear(res);
+	PQfinish(conn);
+	parts = purge_parts(ctl);
+	if (ctl->json)
+		printf("{\"ok\":true,\"expired_files\":%s,\"objects\":%d,\"unlinked\":%u,"
+		       "\"parts\":%u}\n", expired, objects, unlinked, parts);
+	else
+		printf("%s expired upload%s removed, %d object%s no upload points to (%u files "
+		       "deleted), %u unfinished .part file%s\n", expired,
+		       strcmp(expired, "1") ? "s" : "", objects, objects == 1 ? "" : "s",
+		       unlinked, parts, parts == 1 ? "" : "s");
+	return EXIT_OK;
+}
+
+static int cmd_upload_delete(struct ctl *ctl, int argc, char **argv)
+{
+	const char *p = argc == 1 ? strstr(argv[0], "/upload/") : NULL;
+	char id[33], sha[65];
+	const char *params[1] = { id }, *sparams[1] = { sha };
+	PGconn *conn;
+	PGresult *res;
+	unsigned unlinked = 0;
+
+	if (argc != 1) {
+		fail_json(ctl, "usage: parleyctl upload delete URL");
+		return EXIT_USAGE;
+	}
+	if (!p || strspn(p + 8, "0123456789abcdef") != 32) {
+		fail_json(ctl, "not an upload URL (.../upload/ID/NAME)");
+		return EXIT_USAGE;
+	}
+	memcpy(id, p + 8, 32);
+	id[32] = '\0';
+	if (!ctl->cfg && load_config(ctl) < 0)
+		return EXIT_FAILED;
+	if (!(conn = db_connect(ctl)))
+		return EXIT_UNREACHABLE;
+	res = PQexecParams(conn, "DELETE FROM upload_files WHERE id = $1 RETURNING sha256", 1,
+			   NULL, params, NULL, NULL, 0);
+	if (upload_query_failed(ctl, res, PGRES_TUPLES_OK) < 0) {
+		PQfinish(conn);
+		return EXIT_FAILED;
+	}
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		PQfinish(conn);
+		fail_json(ctl, "no such upload");
+		return EXIT_FAILED;
+	}
+	snprintf(sha, sizeof(sha), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	/* its object goes too unless another upload has the same bytes */
+	res = PQexecParams(conn, "DELETE FROM upload_objects o WHERE sha256 = $1 AND NOT EXISTS "
+			   "(SELECT 1 FROM upload_files f WHERE f.sha256 = o.sha256) RETURNING 1",
+			   1, NULL, sparams, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		unlinked = unlink_object(ctl, sha);
+	PQclear(res);
+	PQfinish(conn);
+	if (ctl->json)
+		printf("{\"ok\":true,\"id\":\"%s\",\"object_deleted\":%s}\n", id,
+		       unlinked ? "true" : "false");
+	else if (unlinked)
+		printf("%s deleted, and its object (no other upload had it)\n", id);
+	else
+		printf("%s deleted; its bytes stay for the other uploads of them\n", id);
+	return EXIT_OK;
+}
+
 /* ---- modules: their option tables, read from the .so files themselves ---- */
 
 static const char *opt_type_name(enum module_opt_type t)
@@ -841,6 +1110,12 @@ static const struct command commands[] = {
 	{ "muc occupants", "ROOM", "list who is in a room", cmd_muc_occupants },
 	{ "muc affiliation", "ROOM [JID AFF]", "list a room's affiliations, or set one "
 	  "(owner, admin, member, outcast, none)", cmd_muc_affiliation },
+	{ "upload stats", "", "uploads per host, and the objects they share on disk",
+	  cmd_upload_stats },
+	{ "upload purge", "", "delete expired uploads, unshared objects and .part leftovers "
+	  "now (parleyd does it hourly)", cmd_upload_purge },
+	{ "upload delete", "URL", "delete an upload (its object too if no other upload has "
+	  "it)", cmd_upload_delete },
 	{ "offline purge", "[DAYS]", "delete stored offline messages older than DAYS "
 	  "(default: each host's mod_offline retention-days)", cmd_offline_purge },
 	{ "db migrate", "", "apply pending schema migrations to the database", cmd_db_migrate },

@@ -144,6 +144,8 @@ async def checks():
            h.get("content-disposition") == "inline; filename*=UTF-8''report%201%20%C3%A9.txt",
            (st, h, got[:60]))
     url_b = await b.upload("copy.txt", data)
+    with open(os.path.join(STORAGE, "..", "urls"), "w") as f:
+        f.write(url_a + "\n" + url_b + "\n")
     after = objects()
     st_a, _, got_a = req("GET", path_of(url_a))
     st_b, _, got_b = req("GET", path_of(url_b))
@@ -272,8 +274,29 @@ async def checks():
         c.stop()
 
 
+async def half_put(out):
+    """A PUT that sends half its body and waits (for a kill -9 of parleyd)."""
+    a = Client("alice")
+    await a.start()
+    put, hdr, get = await a.slot("half.bin", 200000)
+    s = socket.create_connection(("127.0.0.1", HTTP), timeout=60)
+    s.sendall(("PUT %s HTTP/1.1\r\nHost: t\r\nAuthorization: %s\r\nContent-Type: "
+               "application/octet-stream\r\nContent-Length: 200000\r\n\r\n" %
+               (path_of(put), hdr["Authorization"])).encode() + b"h" * 100000)
+    with open(out, "w") as f:
+        f.write(path_of(put) + "\n")
+    try:
+        s.recv(100)
+    except OSError:
+        pass
+
+
 def main():
     import traceback
+    if len(sys.argv) > 7 and sys.argv[7] == "--half":
+        asyncio.get_event_loop().run_until_complete(asyncio.wait_for(half_put(sys.argv[8]),
+                                                                     60))
+        return 0
     try:
         asyncio.get_event_loop().run_until_complete(asyncio.wait_for(checks(), 180))
         report("the checks ran to their end", True)
