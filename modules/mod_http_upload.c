@@ -691,6 +691,48 @@ static void content_disposition(struct http_request *r, const char *name)
 	http_add_header(r, "Content-Disposition", v);
 }
 
+/* RFC 9110 §14: one range of bytes=A-B, A-, or -N of a file of size bytes.
+ * 1 with [*from, *len) when there is one to serve, 0 when the header is absent
+ * or not one we take (the whole file then, as §14.2 allows), -1 when it cannot
+ * be satisfied (416). */
+static int range_of(const char *h, long long size, long long *from, long long *len)
+{
+	long long a, b;
+	char *end;
+
+	if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
+		return 0;
+	h += 6;
+	if (*h == '-') {	/* the last N bytes */
+		b = strtoll(h + 1, &end, 10);
+		if (end == h + 1 || *end || b < 0)
+			return 0;
+		if (b == 0 || size == 0)
+			return -1;
+		*len = b < size ? b : size;
+		*from = size - *len;
+		return 1;
+	}
+	a = strtoll(h, &end, 10);
+	if (end == h || *end != '-' || a < 0)
+		return 0;
+	h = end + 1;
+	if (!*h) {
+		b = size - 1;
+	} else {
+		b = strtoll(h, &end, 10);
+		if (*end || b < a)
+			return 0;
+		if (b >= size)
+			b = size - 1;
+	}
+	if (a >= size)
+		return -1;
+	*from = a;
+	*len = b - a + 1;
+	return 1;
+}
+
 static void on_found(void *arg, const PGresult *res, const char *err)
 {
 	struct get *g = arg;
@@ -720,12 +762,29 @@ static void on_found(void *arg, const PGresult *res, const char *err)
 			http_add_header(r, "ETag", etag);
 			http_respond(r, 304, NULL, NULL, 0);
 		} else {
+			long long from = 0, len = size;
+			int ranged = range_of(http_header(r, "Range"), size, &from, &len);
+			char cr[80];
+
 			http_add_header(r, "ETag", etag);
+			http_add_header(r, "Accept-Ranges", "bytes");
 			http_add_header(r, "Cache-Control", "public, max-age=31536000, immutable");
 			http_add_header(r, "X-Content-Type-Options", "nosniff");
 			http_add_header(r, "Content-Security-Policy", "default-src 'none'; sandbox");
 			content_disposition(r, PQgetvalue(res, 0, 3));
-			http_respond_file(r, 200, PQgetvalue(res, 0, 1), fd, 0, size);
+			if (ranged < 0) {
+				close(fd);
+				snprintf(cr, sizeof(cr), "bytes */%lld", size);
+				http_add_header(r, "Content-Range", cr);
+				http_respond(r, 416, TEXT_PLAIN, "no such range\n", 14);
+			} else if (ranged > 0) {
+				snprintf(cr, sizeof(cr), "bytes %lld-%lld/%lld", from, from + len - 1,
+					 size);
+				http_add_header(r, "Content-Range", cr);
+				http_respond_file(r, 206, PQgetvalue(res, 0, 1), fd, from, len);
+			} else {
+				http_respond_file(r, 200, PQgetvalue(res, 0, 1), fd, 0, size);
+			}
 		}
 	}
 	free(g);

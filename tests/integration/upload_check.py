@@ -157,6 +157,22 @@ async def checks():
            h.get("content-length") == str(len(data)) and got == b"", (st, h, got[:40]))
     st, h, got = req("GET", path_of(url_a), headers={"If-None-Match": h.get("etag", "")})
     report("If-None-Match with the ETag: 304", st == 304, (st, h))
+    n = len(data)
+    ranges = [("bytes=0-9", 206, data[0:10], "bytes 0-9/%d" % n),
+              ("bytes=%d-" % (n - 5), 206, data[-5:], "bytes %d-%d/%d" % (n - 5, n - 1, n)),
+              ("bytes=-7", 206, data[-7:], "bytes %d-%d/%d" % (n - 7, n - 1, n)),
+              ("bytes=10-99999", 206, data[10:], "bytes 10-%d/%d" % (n - 1, n)),
+              ("bytes=%d-" % n, 416, None, "bytes */%d" % n),
+              ("bytes=0-1,5-6", 200, data, None),
+              ("lines=1-2", 200, data, None)]
+    why = []
+    for rng, want, body, cr in ranges:
+        st, h, got = req("GET", path_of(url_a), headers={"Range": rng})
+        if st != want or (body is not None and got != body) or h.get("content-range") != cr:
+            why.append("%s: %d %r %r" % (rng, st, h.get("content-range"), got[:20]))
+    report("Range: one range of bytes (first, open-ended, suffix, past the end) is 206 with "
+           "Content-Range; past the size 416; several ranges or other units the whole file",
+           not why, "\n".join(why))
 
     e = await a.slot("big.bin", 2 << 20)
     err = e["error"] if not isinstance(e, tuple) else None
