@@ -14,6 +14,9 @@
 #   offline    N/2 senders store --messages for N/2 offline users, who then log in
 #   muc        N sessions join one room (bench@conference.localhost), then
 #              groupchat at each rate of --rates, each message to all N
+#   upload     XEP-0363: --files files of --size bytes uploaded, then
+#              downloaded, by one account (contrib/bench/upload.py, slixmpp):
+#              MiB/s, server CPU per MiB, peak memory (-n defaults to 1)
 #
 #   -n N                 accounts/sessions (default 1000)
 #   --rounds R           rounds, each server once per round (default 3)
@@ -22,6 +25,7 @@
 #                        N deliveries/s)
 #   --step-seconds S     chat, muc: seconds per step (default 4)
 #   --messages M         offline: messages to store (default 20000)
+#   --files F, --size S  upload: F files of S bytes (default 1 of 10485760)
 #   --settle S           idle: seconds after the last login before measuring (22)
 #   --servers LIST       subset and order of parley,prosody,ejabberd (default all)
 #   --tls none|starttls  the c2s transport for every server (default none)
@@ -119,11 +123,13 @@ TOP=$PWD
 
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 
-SCEN=chat N=1000 ROUNDS=3 RATES='' STEP=4 MESSAGES=20000 SETTLE=22
+SCEN=chat N='' ROUNDS=3 RATES='' STEP=4 MESSAGES=20000 SETTLE=22 FILES=1 SIZE=10485760
 SERVERS=parley,prosody,ejabberd TLS=none KEEP=0 OUT='' EXTRA=()
 while [ $# -gt 0 ]; do
 	case $1 in
-	chat|idle|login|offline|muc) SCEN=$1; shift;;
+	chat|idle|login|offline|muc|upload) SCEN=$1; shift;;
+	--files) FILES=${2:-}; shift 2 || break;;
+	--size) SIZE=${2:-}; shift 2 || break;;
 	-n) N=${2:-}; shift 2 || break;;
 	--rounds) ROUNDS=${2:-}; shift 2 || break;;
 	--rates) RATES=${2:-}; shift 2 || break;;
@@ -141,7 +147,8 @@ while [ $# -gt 0 ]; do
 done
 num() { if [[ $2 =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ]; then return; fi; { echo "compare.sh: $1 wants a" \
 	"positive integer, not '$2'" >&2; exit 2; }; }
-num -n "$N"; num --rounds "$ROUNDS"; num --messages "$MESSAGES"; num --settle "$SETTLE"
+[ -n "$N" ] || { N=1000; [ "$SCEN" = upload ] && N=1; }
+num -n "$N"; num --files "$FILES"; num --size "$SIZE"; num --rounds "$ROUNDS"; num --messages "$MESSAGES"; num --settle "$SETTLE"
 [[ $STEP =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "compare.sh: bad --step-seconds" >&2; exit 2; }
 [ -n "$RATES" ] || { RATES=2000,5000,20000; [ "$SCEN" = muc ] && RATES=20,50,100; }
 [[ $RATES =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "compare.sh: bad --rates" >&2; exit 2; }
@@ -262,7 +269,7 @@ fi
 
 # ---- Parley ----
 setup_parley() {
-	local d=$T/parley tls="" muc=""
+	local d=$T/parley tls="" muc="" http=""
 	mkdir -p "$d"
 	PG_FSYNC=off pg_start "$T/pg"
 	pg_createdb parley_bench || die "createdb failed"
@@ -270,13 +277,18 @@ setup_parley() {
 	[ "$TLS" = starttls ] && tls="<tls cert=\"$T/cert.pem\" key=\"$T/key.pem\"/>"
 	[ "$SCEN" = muc ] && muc="
 <module name=\"muc\" max-occupants=\"$MUCMAX\" message-rate=\"100000\" message-burst=\"100000\"/>"
+	P_HTTP=$(free_port 25280) http=""
+	[ "$SCEN" = upload ] && muc="
+<module name=\"http_upload\" storage=\"$d/upload\" url=\"http://127.0.0.1:$P_HTTP/upload\"
+ max-file-size=\"4G\" quota=\"0\" daily-quota=\"0\"/>" &&
+		http="<listen type=\"http\" address=\"127.0.0.1\" port=\"$P_HTTP\" tls=\"none\"/>"
 	P_CFG=$d/parley.xml
 	cat >"$P_CFG" <<XML
 <parley><log level="warn"/><control socket="$d/ctl.sock"/>
 <database conninfo="$PG_CONNINFO_BASE dbname=parley_bench" pool="4"/>
 <modules dir="$TOP/modules/.libs"/>$tls
 <limits connections-per-ip="100000" auth-attempts="100000"/>
-<listen type="c2s" address="127.0.0.1" port="$P_PORT" tls="$TLS"/>
+<listen type="c2s" address="127.0.0.1" port="$P_PORT" tls="$TLS"/>$http
 <host name="$HOST"><module name="disco"/><module name="ping"/><module name="roster"/>
 <module name="presence"/><module name="offline" offline-queue="100000"/>
 <module name="register" allow-registration="true" rate="100000"/>
@@ -344,6 +356,18 @@ Component "conference.$HOST" "muc"
 	muc_room_default_history_length = 20
 	muc_room_default_moderated = false
 LUA
+	if [ "$SCEN" = upload ]; then
+		R_HTTP=$(free_port 26280)
+		cat >>"$R_CFG" <<LUA
+Component "upload.$HOST" "http_file_share"
+	http_file_share_size_limit = 4*1024*1024*1024
+	http_file_share_daily_quota = 1024*1024*1024*1024
+	http_file_share_global_quota = 1024*1024*1024*1024
+	http_host = "127.0.0.1"
+	http_external_url = "http://127.0.0.1:$R_HTTP/"
+LUA
+		sed -i "s|^s2s_ports = { }|&\nhttp_ports = { $R_HTTP }\nhttp_interfaces = { \"127.0.0.1\" }\nhttps_ports = { }\nhttp_max_content_size = 4*1024*1024*1024|" "$R_CFG"
+	fi
 	chown -R prosody:prosody "$d"
 	R_REG=(--register-cmd "prosodyctl --config $R_CFG register {user} {host} {password} >/dev/null 2>&1")
 	R_VER="prosody $(dpkg-query -W -f='${Version}' prosody)"
@@ -364,7 +388,7 @@ start_prosody() {
 setup_ejabberd() {
 	local d=$T/ejabberd tls=false
 	mkdir -p "$d/db" "$d/logs"
-	E_PORT=$(free_port 27222)
+	E_PORT=$(free_port 27222) E_HTTP=$(free_port 27280)
 	cp /etc/ejabberd/inetrc "$d/" 2>/dev/null ||
 		printf '{lookup,["file","native"]}.\n{host,{127,0,0,1}, ["localhost"]}.\n' >"$d/inetrc"
 	[ "$TLS" = starttls ] && { tls=true; cp "$T/cert.pem" "$T/key.pem" "$d/"; }
@@ -395,6 +419,14 @@ listen:
     shaper: none
     access: c2s
     max_stanza_size: 262144
+$([ "$SCEN" = upload ] && cat <<HTTP
+  - port: $E_HTTP
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    request_handlers:
+      /upload: mod_http_upload
+HTTP
+)
 access_rules:
   c2s:
     allow: all
@@ -415,6 +447,16 @@ modules:
   mod_register:
     access: register
     ip_access: all
+$([ "$SCEN" = upload ] && cat <<UPLOAD
+  mod_http_upload:
+    hosts: ["upload.$HOST"]
+    docroot: "$d/upload"
+    put_url: "http://127.0.0.1:$E_HTTP/upload"
+    max_size: 4294967296
+    thumbnail: false
+    access: all
+UPLOAD
+)
 $([ "$SCEN" = muc ] && cat <<MUC
   mod_mam:
     default: never
@@ -480,6 +522,7 @@ login) BT=$((N / 100 + 60))
 	SARGS=(-s login --login-rate 0);;
 offline) BT=$((N / 100 + MESSAGES / 200 + 120))
 	SARGS=(-s offline --messages "$MESSAGES" --quiet 20);;
+upload) BT=$((FILES * SIZE / 1048576 + 120)) SARGS=();;
 muc) # The joins cost N^2 presences; a server that cannot keep up with the
 	# join rate answers the last joiners late (Prosody here: about 120 us of
 	# CPU a presence, so minutes for N=1000). Waits, not failures.
@@ -512,6 +555,21 @@ if not isinstance(d, dict):
     d = {"ok": False, "error": "no JSON from parley-bench (exit %s)" % sys.argv[1]}
 d["bench_exit"] = int(sys.argv[1])
 print(json.dumps(d))' "$rc" "$out.raw" >"$out"
+}
+# upload_run OUTFILE: contrib/bench/upload.py against the current server.
+upload_run() {
+	local py=python3
+	[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+	if timeout -k 5 "$BT" "$py" contrib/bench/upload.py --jid "bench0@$HOST" \
+		--password benchpass --service "upload.$HOST" --server "127.0.0.1:$PORT" \
+		--pid "$CUR_PID" --files "$FILES" --size "$SIZE" >"$1.raw" 2>"$1.err"; then
+		$py -c 'import json, sys; d = json.load(open(sys.argv[1])); d["ok"] = True
+print(json.dumps(d))' "$1.raw" >"$1"
+	else
+		$py -c 'import json, sys
+print(json.dumps({"ok": False, "error": (open(sys.argv[1]).read().strip().splitlines()
+      or ["upload.py failed"])[-1]}))' "$1.err" >"$1"
+	fi
 }
 jget() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], ""))' "$@"; }
 
@@ -547,8 +605,12 @@ for r in $(seq 1 "$ROUNDS"); do
 		o=$T/run-$s-$r.json
 		if start "$s"; then
 			sleep 2	# let the fresh process settle before the baseline
-			bench "run-$s-$r" "$o" "$BT" --no-register --pid "$CUR_PID" \
-				"${SARGS[@]}" "${EXTRA[@]}"
+			if [ "$SCEN" = upload ]; then
+				upload_run "$o"
+			else
+				bench "run-$s-$r" "$o" "$BT" --no-register --pid "$CUR_PID" \
+					"${SARGS[@]}" "${EXTRA[@]}"
+			fi
 		else
 			echo '{"ok": false, "error": "the server did not start"}' >"$o"
 		fi
@@ -619,6 +681,12 @@ def figures(r):
         if r.get("ok"):
             out += [("lost", r.get("lost"), ""), ("out of order", r.get("out_of_order"), ""),
                     ("bounced", r.get("bounced"), "")]
+    elif scen == "upload":
+        out += [("PUT MiB/s", r.get("put_mib_s"), ""), ("GET MiB/s", r.get("get_mib_s"), ""),
+                ("CPU s/MiB PUT", r.get("server_cpu_s_per_mib_put"), ""),
+                ("CPU s/MiB GET", r.get("server_cpu_s_per_mib_get"), ""),
+                ("peak RSS growth KiB", (r["server_hwm_kb_after"] - r["server_hwm_kb_before"])
+                 if r.get("ok") else None, "")]
     elif scen == "offline":
         out += [("stored/s", r.get("store_rate"), ""),
                 ("flushed/s", r.get("flush_rate"), ""),
@@ -639,6 +707,8 @@ for r in rows:
 def fmt(x):
     if x == 0:
         return "0"
+    if abs(x) < 0.1:
+        return "%.4f" % x
     if abs(x) >= 100:
         return format(round(x), ",")
     if abs(x) >= 10:
