@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -40,6 +41,9 @@ struct conn {
 	struct evbuffer_cb_entry *full;	/* direct: reading waits for the owner */
 	unsigned timeout;
 	unsigned long long in, out;
+	/* TLS: a file written a piece at a time (conn_write_file) */
+	int file_fd;			/* -1 when none */
+	long long file_off, file_left;
 	struct conn *dirty_prev, *dirty_next;
 	char peer[INET6_ADDRSTRLEN];
 };
@@ -229,6 +233,7 @@ struct conn *conn_new(evutil_socket_t fd, const struct sockaddr *sa, bool direct
 		return NULL;
 	}
 	c->fd = fd;
+	c->file_fd = -1;
 	c->cb = cb;
 	c->owner = owner;
 	if (sa->sa_family == AF_INET)
@@ -258,6 +263,8 @@ void conn_free(struct conn *c)
 	if (!c)
 		return;
 	undirty(c);
+	if (c->file_fd >= 0)
+		close(c->file_fd);
 	if (c->rev)
 		event_free(c->rev);
 	if (c->inbuf)
@@ -292,15 +299,68 @@ int conn_write(struct conn *c, const void *data, size_t len)
 	return 0;
 }
 
+#define FILE_PIECE (1 << 20)	/* what TLS output holds of a file at once */
+
+static void close_piece_fd(struct evbuffer_file_segment const *seg, int flags, void *arg)
+{
+	(void)seg;
+	(void)flags;
+	close((int)(intptr_t)arg);
+}
+
+/* Adds the next pieces of the file while the output holds less than one: each
+ * its own segment (mapped when TLS reads it, unmapped once written), so a
+ * large file over TLS never has more than two pieces in memory. The last
+ * piece's segment closes the file when it goes. */
+static void feed_file(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	while (c->file_fd >= 0 && evbuffer_get_length(out) < FILE_PIECE) {
+		long long n = c->file_left < FILE_PIECE ? c->file_left : FILE_PIECE;
+		struct evbuffer_file_segment *seg =
+			evbuffer_file_segment_new(c->file_fd, c->file_off, n, 0);
+		bool last = n == c->file_left;
+
+		if (!seg || evbuffer_add_file_segment(out, seg, 0, n) < 0) {
+			if (seg)
+				evbuffer_file_segment_free(seg);
+			close(c->file_fd);
+			c->file_fd = -1;
+			conn_close(c);	/* the length was promised: end rather than lie */
+			return;
+		}
+		if (last)
+			evbuffer_file_segment_add_cleanup_cb(seg, close_piece_fd,
+							     (void *)(intptr_t)c->file_fd);
+		evbuffer_file_segment_free(seg);	/* the output keeps its own ref */
+		c->file_off += n;
+		c->file_left -= n;
+		c->out += (unsigned long long)n;
+		if (last) {
+			c->file_fd = -1;
+			bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+		}
+	}
+}
+
 int conn_write_file(struct conn *c, int fd, long long offset, long long len)
 {
 	if ((c->closing && !c->bev) || offset < 0 || len < 0) {
 		close(fd);
 		return -1;
 	}
+	if (c->ssl && c->file_fd < 0 && len > 0) {
+		c->file_fd = fd;
+		c->file_off = offset;
+		c->file_left = len;
+		/* on_write comes when the output is down to half a piece */
+		bufferevent_setwatermark(c->bev, EV_WRITE, FILE_PIECE / 2, 0);
+		feed_file(c);
+		return 0;
+	}
 	/* The output owns fd from here on, and closes it once written (sendfile
-	 * on a plain socket, mapped pieces under TLS: never the whole file in
-	 * memory). */
+	 * on a plain socket). */
 	if (evbuffer_add_file(bufferevent_get_output(c->bev), fd, offset, len) < 0) {
 		close(fd);
 		return -1;
@@ -538,6 +598,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
+	if (c->file_fd >= 0)
+		feed_file(c);
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
 	/* Drained: a plain connection writes by itself again. */
