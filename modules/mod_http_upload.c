@@ -424,11 +424,24 @@ static void put_work(void *arg)
 		p->fd = -1;
 		hex(d, 32, p->sha);
 		snprintf(p->obj, sizeof(p->obj), "%s/objects/%s", p->u->o->storage, p->sha);
-		/* the same bytes replace the same bytes: whoever renames last wins */
-		if (rename(p->tmp, p->obj) < 0)
+		/* the same bytes replace the same bytes: whoever renames last wins;
+		 * the directory is synced too, or a crash could undo the rename of a
+		 * PUT already answered 201 */
+		if (rename(p->tmp, p->obj) < 0) {
 			p->err = errno;
-		else
-			p->done_disk = true;
+		} else {
+			char dir[600];
+			int dfd;
+
+			snprintf(dir, sizeof(dir), "%s/objects", p->u->o->storage);
+			if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+			    fsync(dfd) < 0)
+				p->err = errno;
+			else
+				p->done_disk = true;
+			if (dfd >= 0)
+				close(dfd);
+		}
 	}
 	if (p->err && p->fd >= 0) {
 		close(p->fd);
@@ -438,6 +451,18 @@ static void put_work(void *arg)
 }
 
 static void put_kick(struct put *p);
+
+/* On a worker: the .part of an upload that will not finish goes. */
+static void put_discard(void *arg)
+{
+	struct put *p = arg;
+
+	if (p->fd >= 0) {
+		close(p->fd);
+		p->fd = -1;
+	}
+	unlink(p->tmp);
+}
 
 static void on_stored(void *arg, const PGresult *res, const char *err)
 {
@@ -475,12 +500,16 @@ static void put_done(void *arg)
 	if (p->err || p->gone) {
 		if (!p->err)
 			p->err = ECANCELED;
-		if (!p->done_disk) {
-			if (p->fd >= 0) {
-				close(p->fd);
-				p->fd = -1;
-			}
-			unlink(p->tmp);	/* a small unlink; the purge also sweeps .part files */
+		/* A .part still open (the client went): removed on a worker, then
+		 * here again. The worker's own errors removed theirs already; what a
+		 * failed submit leaves, the purge takes. */
+		if (!p->done_disk && p->fd >= 0) {
+			p->writing = true;
+			if (worker_submit(put_discard, put_done, p) == 0)
+				return;
+			p->writing = false;
+			close(p->fd);
+			p->fd = -1;
 		}
 		if (!p->gone)
 			log_error("upload", "%s: cannot store %s: %s", p->owner, p->name,

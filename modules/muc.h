@@ -196,7 +196,8 @@ enum affiliation muc_affiliation_of(const struct room *r, const struct jid *j);
 /* Records j's bare JID's affiliation (AFF_NONE forgets it). 0, or -1 without
  * memory. */
 int muc_affiliation_set(struct room *r, const struct jid *j, enum affiliation aff);
-unsigned muc_owners(const struct room *r);
+/* How many bare JIDs have that affiliation with the room. */
+unsigned muc_affiliation_count(const struct room *r, enum affiliation aff);
 
 /* muc_room.c: what the room sends */
 /* st (not consumed, from set, no 'to') to each resource of occupant `to`. */

@@ -93,7 +93,7 @@ static const char *change_check(const struct room *r, const struct occupant *act
 		if (actor->affiliation < AFF_OWNER && (now >= AFF_ADMIN ||
 						       c->affiliation >= AFF_ADMIN))
 			return "only owners change admins and owners";
-		if (now == AFF_OWNER && c->affiliation != AFF_OWNER && muc_owners(r) == 1)
+		if (now == AFF_OWNER && c->affiliation != AFF_OWNER && muc_affiliation_count(r, AFF_OWNER) == 1)
 			return (*cond = "conflict"), "the room's only owner stays owner";
 	}
 	return NULL;

@@ -84,21 +84,14 @@ static int rooms(struct muc *muc, struct ctl_reply *r, int argc, char **argv)
 	return argc == 2 ? 0 : CTL_PASS;	/* every service lists its rooms */
 }
 
-static unsigned affiliates(const struct room *room, enum affiliation aff)
-{
-	unsigned n = 0;
-
-	for (const struct affiliate *a = room->affiliates; a; a = a->next)
-		n += a->affiliation == aff;
-	return n;
-}
-
 static int info(struct muc *muc, struct ctl_reply *r, struct room *room)
 {
 	const struct room_config *c = &room->cfg;
 	char *subject = room->subject ? xml_child_text(room->subject, "subject", NULL) : NULL;
-	unsigned owners = affiliates(room, AFF_OWNER), admins = affiliates(room, AFF_ADMIN);
-	unsigned members = affiliates(room, AFF_MEMBER), outcasts = affiliates(room, AFF_OUTCAST);
+	unsigned owners = muc_affiliation_count(room, AFF_OWNER);
+	unsigned admins = muc_affiliation_count(room, AFF_ADMIN);
+	unsigned members = muc_affiliation_count(room, AFF_MEMBER);
+	unsigned outcasts = muc_affiliation_count(room, AFF_OUTCAST);
 
 	(void)muc;
 	if (ctl_json(r)) {

@@ -323,12 +323,12 @@ unsigned muc_rooms_owned(const struct muc *muc, const struct jid *j)
 	return n;
 }
 
-unsigned muc_owners(const struct room *r)
+unsigned muc_affiliation_count(const struct room *r, enum affiliation aff)
 {
 	unsigned n = 0;
 
 	for (const struct affiliate *a = r->affiliates; a; a = a->next)
-		n += a->affiliation == AFF_OWNER;
+		n += a->affiliation == aff;
 	return n;
 }
 
