@@ -1,20 +1,19 @@
 /*
- * c2s.c - client-to-server streams (RFC 6120).
+ * c2s.c - client streams (RFC 6120), whatever framing carries them (c2s.h).
  *
- * One struct c2s per client connection, driven by two inputs: bytes from the
- * connection (fed to the xmlstream parser) and answers from the database or a
- * worker thread (SASL). The stream moves through
+ * One struct c2s per client stream, driven by two inputs: elements from its
+ * framing (TCP, WebSocket, BOSH) and answers from the database or a worker
+ * thread (SASL). The stream moves through
  *
  *	OPENING -> FEATURES (STARTTLS, SASL) -> restart -> BIND -> SESSION
  *
- * While an answer is outstanding the connection stops reading, so the next
- * stanza keeps its place in the stream's order. The struct is refcounted: an
- * outstanding query holds a reference, so a client that leaves meanwhile does not
- * leave a dangling pointer behind.
+ * While an answer is outstanding the framing stops giving input, so the next
+ * stanza keeps its place in the stream's order. The struct is refcounted: the
+ * framing holds a reference, and so does an outstanding query, so a client
+ * that leaves meanwhile does not leave a dangling pointer behind.
  */
 #include "c2s.h"
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/rand.h>
 #ifdef __GLIBC__
@@ -25,10 +24,8 @@
 #include <string.h>
 
 #include "auth.h"
-#include "conn.h"
 #include "delivery.h"
 #include "jid.h"
-#include "listener.h"
 #include "log.h"
 #include "router.h"
 #include "server.h"
@@ -37,7 +34,6 @@
 #include "stream.h"
 #include "tls.h"
 #include "vhost.h"
-#include "xmlstream.h"
 
 enum c2s_state {
 	C2S_OPENING,		/* waiting for the client's stream header */
@@ -52,24 +48,21 @@ struct c2s {
 	struct stream st;		/* first: a struct stream * is a struct c2s * */
 	int refs;
 	enum c2s_state state;
-	struct conn *conn;
-	struct xmlstream *xs;
+	const struct c2s_framing *f;
+	void *t;			/* the framing's state; NULL once it is gone */
 	const struct config_listener *lcfg;
 	struct vhost *vh;		/* the host the client asked for */
 	char *user;			/* localpart once authenticated */
 	struct session *sess;		/* once bound */
 	struct auth *auth;		/* the SASL exchange under way */
-	bool counted_ip;		/* holds a slot in the per-address count */
 	bool authenticated;
-	bool waiting;			/* reading paused for an answer */
-	bool restart;			/* the parser must restart (after SASL success) */
-	bool feeding;			/* inside process_input: do not re-enter it */
+	bool waiting;			/* input paused for an answer */
 	bool pinged;			/* idle: a ping is out, waiting for any bytes */
 	bool header_sent;		/* our stream header is out (reset on restart) */
-	bool freed_conn;
-	bool active;			/* bytes came since the last compaction sweep */
+	bool active;			/* input came since the last compaction sweep */
 	bool overflowing;		/* output over C2S_OUTPUT_MAX: closing next turn */
 	char id[24];			/* stream id */
+	char peer[48];			/* the client's address, for logs */
 	struct c2s *prev, *next;	/* every open stream, for shutdown */
 };
 
@@ -77,31 +70,34 @@ static struct c2s *all;
 static struct event *sweep;
 
 /* Streams quiet for a whole interval (10-20 s) give their parser's memory back
- * (xmlstream_compact): most of an idle session's footprint. A per-read
+ * (the framing's compact): most of an idle session's footprint. A per-read
  * compaction would cost a parser per message on busy streams. */
 #define C2S_COMPACT_INTERVAL 10
 
 static void c2s_unref(struct c2s *c);
-static void process_input(struct c2s *c);
 static void bounce(struct c2s *c, struct xml_node *st, const char *cond, const char *text);
 static void resume_input(struct c2s *c);
 static void c2s_lost(struct c2s *c, const char *reason);
 
 /* ---- output ---- */
 
+static bool can_write(const struct c2s *c)
+{
+	return c->t && c->state != C2S_CLOSED;
+}
+
 static void send_raw(struct c2s *c, const char *s)
 {
-	if (c->conn && c->state != C2S_CLOSED)
-		conn_write(c->conn, s, strlen(s));
+	if (can_write(c))
+		c->f->raw(c->t, s, strlen(s));
 }
 
 static void send_xml(struct c2s *c, const struct xml_node *n)
 {
-	if (c->conn && c->state != C2S_CLOSED)
-		conn_write_xml(c->conn, n, NS_CLIENT);
+	if (can_write(c))
+		c->f->element(c->t, n, NULL);
 }
 
-static void c2s_error(struct c2s *c, const char *condition, const char *text);
 static void c2s_error_extra(struct c2s *c, const char *condition, const char *text,
 			    const struct xml_node *extra);
 
@@ -115,7 +111,7 @@ static void on_overflow(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->conn && c->state != C2S_CLOSED)
+	if (can_write(c))
 		c2s_error(c, "policy-violation", "the client does not read its stream");
 	c2s_unref(c);
 }
@@ -131,15 +127,15 @@ static void c2s_send(struct c2s *c, const struct xml_node *stanza)
 {
 	struct timeval now = { 0, 0 };
 
-	if (c->state != C2S_SESSION)
+	if (c->state != C2S_SESSION || !c->t)
 		return;
-	if (!c->overflowing && conn_output_pending(c->conn) > C2S_OUTPUT_MAX) {
+	if (!c->overflowing && c->f->pending(c->t) > C2S_OUTPUT_MAX) {
 		c->overflowing = true;
 		c->refs++;
 		if (event_base_once(server.base, -1, EV_TIMEOUT, on_overflow, c, &now) < 0) {
 			c->refs--;
 			log_error("c2s", "%s: cannot schedule the close of a stalled stream",
-				  conn_peer(c->conn));
+				  c->peer);
 		}
 	}
 	if (c->overflowing) {
@@ -153,7 +149,7 @@ static void c2s_send(struct c2s *c, const struct xml_node *stanza)
 	/* A stanza without 'to' is one many get (a room's broadcast): its bytes
 	 * are shared, and this stream's 'to' is the session's JID. */
 	if (!xml_attr(stanza, "to") && c->sess)
-		conn_write_to(c->conn, stanza, NS_CLIENT, session_jid(c->sess)->full);
+		c->f->element(c->t, stanza, session_jid(c->sess)->full);
 	else
 		send_xml(c, stanza);
 }
@@ -170,7 +166,6 @@ static void send_stanza(struct c2s *c, const struct xml_node *st)
 
 static void send_header(struct c2s *c, const char *from)
 {
-	char buf[512];
 	unsigned char rnd[9];
 	static const char hex[] = "0123456789abcdef";
 
@@ -181,17 +176,24 @@ static void send_header(struct c2s *c, const char *from)
 	}
 	c->id[2 * sizeof(rnd)] = '\0';
 	c->header_sent = true;
-	snprintf(buf, sizeof(buf), "<?xml version='1.0'?><stream:stream xmlns='" NS_CLIENT
-		 "' xmlns:stream='" NS_STREAMS "' id='%s'%s%s%s version='1.0' xml:lang='en'>",
-		 c->id, from ? " from='" : "", from ? from : "", from ? "'" : "");
-	send_raw(c, buf);
+	if (can_write(c))
+		c->f->header(c->t, c->id, from);
+}
+
+/* The end of our stream; the framing closes once it is written. */
+static void end_stream(struct c2s *c)
+{
+	if (!can_write(c))
+		return;
+	c->state = C2S_CLOSED;
+	c->f->end(c->t);
 }
 
 /*
  * A stream error closes the stream (RFC 6120 §4.9): if our header is not out
- * yet it goes first, then the error, then </stream:stream>.
+ * yet it goes first, then the error, then the end of the stream.
  */
-static void c2s_error(struct c2s *c, const char *condition, const char *text)
+void c2s_error(struct c2s *c, const char *condition, const char *text)
 {
 	c2s_error_extra(c, condition, text, NULL);
 }
@@ -205,7 +207,7 @@ static void c2s_error_extra(struct c2s *c, const char *condition, const char *te
 		return;
 	if (!c->header_sent)
 		send_header(c, c->vh ? vhost_name(c->vh) : NULL);
-	log_info("c2s", "%s%s%s: stream error <%s/>%s%s", conn_peer(c->conn),
+	log_info("c2s", "%s%s%s: stream error <%s/>%s%s", c->peer,
 		 c->sess ? " " : "", c->sess ? session_jid(c->sess)->full : "", condition,
 		 text ? ": " : "", text ? text : "");
 	e = stanza_stream_error(condition, text);
@@ -219,11 +221,10 @@ static void c2s_error_extra(struct c2s *c, const char *condition, const char *te
 		send_xml(c, e);
 		xml_unref(e);
 	}
-	send_raw(c, "</stream:stream>");
 	if (strcmp(condition, "connection-timeout") == 0)
 		c2s_lost(c, "connection timed out");
+	end_stream(c);
 	c->state = C2S_CLOSED;
-	conn_close(c->conn);
 	/* The session ends with the stream, not when the last byte is flushed:
 	 * a replacing login must find the resource free. */
 	if (c->sess) {
@@ -243,7 +244,7 @@ static void c2s_lost(struct c2s *c, const char *reason)
 	a.from = session_jid(c->sess);
 	if (hooks_run(vhost_name(c->vh), HOOK_SESSION_LOST, &a) != HOOK_STOP)
 		return;
-	log_info("c2s", "%s %s: detached, kept for resumption (%s)", conn_peer(c->conn),
+	log_info("c2s", "%s %s: detached, kept for resumption (%s)", c->peer,
 		 session_jid(c->sess)->full, reason);
 	session_detach(c->sess);
 	c->sess = NULL;
@@ -267,18 +268,23 @@ static void op_close(struct stream *st, const char *condition, const char *text,
 
 static const char *op_peer(const struct stream *st)
 {
-	return of(st)->conn ? conn_peer(of(st)->conn) : "";
+	return of(st)->t ? of(st)->peer : "";
 }
 
 static bool op_secure(const struct stream *st)
 {
-	return of(st)->conn && conn_is_tls(of(st)->conn);
+	return of(st)->t && of(st)->f->secure(of(st)->t);
+}
+
+static SSL *ssl_of(const struct c2s *c)
+{
+	return c->t ? c->f->ssl(c->t) : NULL;
 }
 
 static size_t op_channel_binding(const struct stream *st, const char *type,
 				 unsigned char *out, size_t max)
 {
-	SSL *ssl = of(st)->conn ? conn_ssl(of(st)->conn) : NULL;
+	SSL *ssl = ssl_of(of(st));
 
 	if (!ssl)
 		return 0;
@@ -302,7 +308,13 @@ static void op_attach(struct stream *st, struct session *s)
 
 	c->sess = s;
 	c->state = C2S_SESSION;
-	log_info("c2s", "%s: resumed %s", conn_peer(c->conn), session_jid(s)->full);
+	log_info("c2s", "%s: resumed %s over %s", c->peer, session_jid(s)->full,
+		 stream_transport_names[c->f->transport]);
+}
+
+static enum stream_transport op_transport(const struct stream *st)
+{
+	return of(st)->f->transport;
 }
 
 static const struct stream_ops c2s_ops = {
@@ -315,17 +327,10 @@ static const struct stream_ops c2s_ops = {
 	.channel_binding = op_channel_binding,
 	.release = op_release,
 	.attach = op_attach,
+	.transport = op_transport,
 };
 
 /* ---- life cycle ---- */
-
-static void c2s_unbind(struct c2s *c, const char *reason)
-{
-	if (c->sess) {
-		sm_unbind(c->sess, reason);
-		c->sess = NULL;
-	}
-}
 
 static void c2s_unref(struct c2s *c)
 {
@@ -333,100 +338,6 @@ static void c2s_unref(struct c2s *c)
 		return;
 	free(c);
 }
-
-/* The connection is gone (or going): unlink, release, drop our reference. */
-static void c2s_finish(struct c2s *c, const char *reason)
-{
-	if (c->freed_conn)
-		return;
-	c->freed_conn = true;
-	c2s_unbind(c, reason);
-	if (c->prev)
-		c->prev->next = c->next;
-	else if (all == c)
-		all = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	stream_stats.open--;
-	if (c->authenticated)
-		stream_stats.authenticated--;
-	if (c->counted_ip)
-		listener_ip_release(conn_peer(c->conn));
-	auth_free(c->auth);
-	c->auth = NULL;
-	xmlstream_free(c->xs);
-	c->xs = NULL;
-	conn_free(c->conn);
-	c->conn = NULL;
-	free(c->user);
-	c->user = NULL;
-	c->state = C2S_CLOSED;
-	c2s_unref(c);
-}
-
-static void on_conn(struct conn *conn, void *arg, enum conn_event ev, const char *why)
-{
-	struct c2s *c = arg;
-
-	switch (ev) {
-	case CONN_READ:
-		if (c->pinged) {
-			c->pinged = false;
-			conn_set_timeout(conn, server.cfg->limits.idle_timeout);
-		}
-		process_input(c);
-		break;
-	case CONN_TLS_UP:
-		log_debug("c2s", "%s: TLS up (%s)", conn_peer(conn),
-			  SSL_get_version(conn_ssl(conn)));
-		resume_input(c);
-		break;
-	case CONN_TIMEOUT:
-		/* A silent client may just be idle: ask once (XEP-0199); any bytes
-		 * back reset this. A second silence means the connection is dead. */
-		if (c->state == C2S_SESSION && !c->pinged) {
-			struct xml_node *iq = xml_new("iq", NS_CLIENT);
-
-			c->pinged = true;
-			if (iq && xml_add_child(iq, "ping", "urn:xmpp:ping")) {
-				xml_attr_set(iq, "type", "get");
-				xml_attr_set(iq, "id", "parley-ping");
-				xml_attr_set(iq, "from", vhost_name(c->vh));
-				xml_attr_set(iq, "to", session_jid(c->sess)->full);
-				send_stanza(c, iq);
-			}
-			xml_unref(iq);
-			conn_set_timeout(c->conn, server.cfg->limits.idle_timeout < 60 ?
-					 server.cfg->limits.idle_timeout : 60);
-			break;
-		}
-		c2s_error(c, "connection-timeout", "no traffic for too long");
-		break;
-	case CONN_EOF:
-	case CONN_ERROR:
-		log_info("c2s", "%s%s%s: connection lost: %s", conn_peer(conn),
-			 c->sess ? " " : "", c->sess ? session_jid(c->sess)->full : "",
-			 why ? why : "");
-		c2s_lost(c, why ? why : "connection lost");
-		c2s_finish(c, why ? why : "connection lost");
-		break;
-	case CONN_CLOSED:
-		c2s_finish(c, "stream closed");
-		break;
-	}
-}
-
-static void on_stream_open(void *arg, struct xml_node *header, const char *default_ns);
-static void on_stanza(void *arg, struct xml_node *stanza);
-static void on_stream_close(void *arg);
-static void on_stream_error(void *arg, enum xmlstream_error err, const char *text);
-
-static const struct xmlstream_callbacks stream_cbs = {
-	.open = on_stream_open,
-	.stanza = on_stanza,
-	.close = on_stream_close,
-	.error = on_stream_error,
-};
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
@@ -436,8 +347,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	for (struct c2s *c = all; c; c = c->next) {
-		if (!c->active && c->xs && c->state != C2S_CLOSED && !c->waiting &&
-		    xmlstream_compact(c->xs))
+		if (!c->active && can_write(c) && !c->waiting && c->f->compact &&
+		    c->f->compact(c->t))
 			n++;
 		c->active = false;
 	}
@@ -464,54 +375,112 @@ static void start_sweep(void)
 	}
 }
 
-static void c2s_accept(evutil_socket_t fd, const struct sockaddr *sa,
-		       const struct config_listener *l)
+struct c2s *c2s_new(const struct c2s_framing *f, void *t, const struct config_listener *l,
+		    const char *peer)
 {
 	struct c2s *c = calloc(1, sizeof(*c));
-	struct xmlstream_limits lim = {
-		.max_stanza = server.cfg->limits.stanza_size,
-		.max_depth = server.cfg->limits.depth,
-		.max_attrs = server.cfg->limits.attributes,
-	};
 
-	if (!c) {
-		evutil_closesocket(fd);
-		return;
-	}
+	if (!c)
+		return NULL;
 	start_sweep();
 	c->st.ops = &c2s_ops;
 	c->refs = 1;
 	c->active = true;
+	c->f = f;
+	c->t = t;
 	c->lcfg = l;
-	c->conn = conn_new(fd, sa, l->tls == TLS_DIRECT, on_conn, c);
-	if (!c->conn) {
-		free(c);
-		return;
-	}
-	c->xs = xmlstream_new(&lim, &stream_cbs, c);
+	snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "");
 	c->next = all;
 	if (all)
 		all->prev = c;
 	all = c;
 	stream_stats.open++;
 	stream_stats.connections++;
-	if (!c->xs) {
-		c2s_error(c, "internal-server-error", NULL);
+	stream_stats.open_by[f->transport]++;
+	stream_stats.connections_by[f->transport]++;
+	return c;
+}
+
+/* The framing is gone: unlink, release, drop its reference. */
+void c2s_gone(struct c2s *c, const char *reason, bool lost)
+{
+	if (!c->t)
+		return;
+	c->t = NULL;	/* from here on nothing is written: the framing is gone */
+	if (lost) {
+		log_info("c2s", "%s%s%s: connection lost: %s", c->peer, c->sess ? " " : "",
+			 c->sess ? session_jid(c->sess)->full : "", reason);
+		c2s_lost(c, reason);
+	}
+	if (c->sess) {
+		sm_unbind(c->sess, reason);
+		c->sess = NULL;
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (all == c)
+		all = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	stream_stats.open--;
+	stream_stats.open_by[c->f->transport]--;
+	if (c->authenticated)
+		stream_stats.authenticated--;
+	auth_free(c->auth);
+	c->auth = NULL;
+	free(c->user);
+	c->user = NULL;
+	c->state = C2S_CLOSED;
+	c2s_unref(c);
+}
+
+void c2s_heard(struct c2s *c)
+{
+	c->active = true;
+	if (c->pinged && c->t) {
+		c->pinged = false;
+		c->f->timeout(c->t, server.cfg->limits.idle_timeout);
+	}
+}
+
+/* A silent client may just be idle: ask once (XEP-0199); any bytes back reset
+ * this. A second silence means the connection is dead. */
+void c2s_idle(struct c2s *c)
+{
+	if (c->state == C2S_SESSION && !c->pinged && c->t) {
+		struct xml_node *iq = xml_new("iq", NS_CLIENT);
+
+		c->pinged = true;
+		if (iq && xml_add_child(iq, "ping", "urn:xmpp:ping")) {
+			xml_attr_set(iq, "type", "get");
+			xml_attr_set(iq, "id", "parley-ping");
+			xml_attr_set(iq, "from", vhost_name(c->vh));
+			xml_attr_set(iq, "to", session_jid(c->sess)->full);
+			send_stanza(c, iq);
+		}
+		xml_unref(iq);
+		if (c->t)
+			c->f->timeout(c->t, server.cfg->limits.idle_timeout < 60 ?
+				      server.cfg->limits.idle_timeout : 60);
 		return;
 	}
-	conn_set_timeout(c->conn, server.cfg->limits.idle_timeout);
-	if (!listener_ip_acquire(conn_peer(c->conn))) {
-		c2s_error(c, "policy-violation", "too many connections from your address");
-		return;
-	}
-	c->counted_ip = true;
-	log_debug("c2s", "%s: connected (%s)", conn_peer(c->conn),
-		  l->tls == TLS_DIRECT ? "direct TLS" : "plain");
+	c2s_error(c, "connection-timeout", "no traffic for too long");
+}
+
+bool c2s_blocked(const struct c2s *c)
+{
+	return c->waiting || !can_write(c);
+}
+
+void c2s_tls_up(struct c2s *c)
+{
+	resume_input(c);
 }
 
 int c2s_init(void)
 {
-	return listener_register(LISTEN_C2S, c2s_accept);
+	return c2s_tcp_init();
 }
 
 void c2s_shutdown_all(void)
@@ -530,82 +499,36 @@ void c2s_free_all(void)
 		struct c2s *c = all;
 
 		c->refs = 1;	/* the loop is gone: nothing else will drop its ref */
-		c2s_finish(c, "server stopped");
+		c->f->drop(c->t);
+		if (all == c)	/* a framing that did not let go */
+			c2s_gone(c, "server stopped", false);
 	}
 }
 
 /* ---- input ---- */
 
-/*
- * Feeds what the connection has buffered to the parser, chunk by chunk, until it
- * is all consumed, the stream stops (a restart, an answer to wait for) or dies.
- */
-static void process_input(struct c2s *c)
-{
-	struct evbuffer *in;
-
-	if (c->feeding)
-		return;
-	c->refs++;	/* callbacks below may finish the stream */
-	c->feeding = true;
-	c->active = true;
-	while (c->conn && c->state != C2S_CLOSED && !c->waiting) {
-		struct evbuffer_iovec v;
-		ssize_t used;
-
-		if (c->restart) {
-			c->restart = false;
-			c->header_sent = false;
-			if (xmlstream_reset(c->xs) < 0) {
-				c2s_error(c, "internal-server-error", NULL);
-				break;
-			}
-		}
-		in = conn_input(c->conn);
-		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
-			break;
-		used = xmlstream_feed(c->xs, v.iov_base, v.iov_len);
-		if (used < 0 || !c->conn)
-			break;
-		evbuffer_drain(in, (size_t)used);
-	}
-	c->feeding = false;
-	c2s_unref(c);
-}
-
 static void wait_for_answer(struct c2s *c)
 {
 	c->waiting = true;
-	xmlstream_stop(c->xs);
-	conn_pause(c->conn, true);
+	if (c->t)
+		c->f->pause(c->t, true);
 }
 
-/* The answer is in: read on. Inside process_input (a synchronous answer) the
- * loop there simply continues. */
+/* The answer is in: read on. Inside the framing's input loop (a synchronous
+ * answer) the loop there simply continues. */
 static void resume_input(struct c2s *c)
 {
 	c->waiting = false;
-	if (c->conn && c->state != C2S_CLOSED) {
-		conn_pause(c->conn, false);
-		process_input(c);
-	}
+	if (can_write(c))
+		c->f->pause(c->t, false);
 }
 
-static void on_stream_error(void *arg, enum xmlstream_error err, const char *text)
+void c2s_end(struct c2s *c)
 {
-	c2s_error(arg, xmlstream_error_condition(err), text);
-}
-
-static void on_stream_close(void *arg)
-{
-	struct c2s *c = arg;
-
-	log_debug("c2s", "%s: the client closed the stream", conn_peer(c->conn));
+	log_debug("c2s", "%s: the client closed the stream", c->peer);
 	if (c->state == C2S_CLOSED)
 		return;
-	send_raw(c, "</stream:stream>");
-	c->state = C2S_CLOSED;
-	conn_close(c->conn);
+	end_stream(c);
 	/* From now on stanzas for this resource follow the rules for a gone one,
 	 * rather than being written to a stream that is closing. */
 	if (c->sess) {
@@ -618,7 +541,7 @@ static void on_stream_close(void *arg)
 
 static bool tls_required(const struct c2s *c)
 {
-	return c->lcfg->tls == TLS_STARTTLS && !conn_is_tls(c->conn);
+	return c->lcfg->tls == TLS_STARTTLS && !c->f->secure(c->t);
 }
 
 static void send_features(struct c2s *c)
@@ -630,7 +553,7 @@ static void send_features(struct c2s *c)
 		return;
 	}
 	if (!c->authenticated) {
-		if (!conn_is_tls(c->conn) && tls_available() &&
+		if (c->f->starttls && !c->f->secure(c->t) && tls_available() &&
 		    (c->lcfg->tls == TLS_STARTTLS || c->lcfg->tls == TLS_OPTIONAL)) {
 			n = xml_add_child(f, "starttls", NS_TLS);
 			if (n && c->lcfg->tls == TLS_STARTTLS)
@@ -640,7 +563,7 @@ static void send_features(struct c2s *c)
 		if (!tls_required(c)) {
 			struct hook_args a = { .result = f, .preauth = true };
 
-			auth_add_mechanisms(f, conn_ssl(c->conn), c->lcfg->tls);
+			auth_add_mechanisms(f, ssl_of(c), c->lcfg->tls);
 			hooks_run(vhost_name(c->vh), HOOK_STREAM_FEATURES, &a);
 		}
 	} else {
@@ -655,9 +578,8 @@ static void send_features(struct c2s *c)
 	xml_unref(f);
 }
 
-static void on_stream_open(void *arg, struct xml_node *header, const char *default_ns)
+void c2s_open(struct c2s *c, struct xml_node *header, const char *default_ns)
 {
-	struct c2s *c = arg;
 	const char *to = xml_attr(header, "to");
 	const char *version = xml_attr(header, "version");
 	char host[JID_PART_MAX + 1];
@@ -695,22 +617,20 @@ out:
 
 static void handle_starttls(struct c2s *c, struct xml_node *st)
 {
-	if (conn_is_tls(c->conn) || c->lcfg->tls == TLS_NONE || !tls_available()) {
+	(void)st;
+	if (!c->f->starttls || c->f->secure(c->t) || c->lcfg->tls == TLS_NONE ||
+	    !tls_available()) {
 		send_raw(c, "<failure xmlns='" NS_TLS "'/>");
-		send_raw(c, "</stream:stream>");
-		c->state = C2S_CLOSED;
-		conn_close(c->conn);
+		end_stream(c);
 		return;
 	}
 	send_raw(c, "<proceed xmlns='" NS_TLS "'/>");
 	/* The client starts the handshake now: a new stream follows inside TLS.
 	 * Nothing more is parsed until then; plaintext after <starttls/> is dropped
 	 * by the connection. */
-	c->restart = true;
 	c->state = C2S_OPENING;
-	c->waiting = true;
-	xmlstream_stop(c->xs);
-	if (conn_starttls(c->conn) < 0)
+	c->header_sent = false;
+	if (c->f->starttls(c->t) < 0)
 		c2s_error(c, "internal-server-error", "cannot start TLS");
 }
 
@@ -730,7 +650,7 @@ static void on_auth(void *arg, enum auth_result r, const char *payload_xml,
 		c->user = strdup(user);	/* user points into the auth freed below */
 		c->authenticated = true;
 		stream_stats.authenticated++;
-		log_info("c2s", "%s: authenticated as %s@%s", conn_peer(c->conn), user,
+		log_info("c2s", "%s: authenticated as %s@%s", c->peer, user,
 			 vhost_name(c->vh));
 		auth_free(c->auth);
 		c->auth = NULL;
@@ -739,8 +659,10 @@ static void on_auth(void *arg, enum auth_result r, const char *payload_xml,
 			break;
 		}
 		/* RFC 6120 §6.4.6: the client restarts the stream now. */
-		c->restart = true;
 		c->state = C2S_OPENING;
+		c->header_sent = false;
+		if (c->t)
+			c->f->restart(c->t);
 		break;
 	case AUTH_FAILURE:
 		stream_stats.auth_failures++;
@@ -775,8 +697,7 @@ static void handle_sasl(struct c2s *c, struct xml_node *st)
 			auth_free(c->auth);
 			c->auth = NULL;
 		}
-		c->auth = auth_new(vhost_name(c->vh), conn_peer(c->conn), conn_ssl(c->conn),
-				   c->lcfg->tls);
+		c->auth = auth_new(vhost_name(c->vh), c->peer, ssl_of(c), c->lcfg->tls);
 		if (!c->auth) {
 			c2s_error(c, "internal-server-error", NULL);
 			return;
@@ -791,7 +712,8 @@ static void handle_sasl(struct c2s *c, struct xml_node *st)
 	rc = auth_step(c->auth, st, on_auth, c);
 	if (rc < 0) {
 		c->waiting = false;
-		conn_pause(c->conn, false);
+		if (c->t)
+			c->f->pause(c->t, false);
 		c2s_error(c, "internal-server-error", NULL);
 	}
 }
@@ -802,7 +724,7 @@ static void unbound_send(void *ctx, struct xml_node *answer)
 {
 	struct c2s *c = ctx;
 
-	if (c->conn && c->state != C2S_CLOSED && !c->authenticated)
+	if (!c->authenticated)
 		send_xml(c, answer);
 	xml_unref(answer);
 }
@@ -817,7 +739,7 @@ static void handle_unbound_iq(struct c2s *c, struct xml_node *st)
 	const char *type = xml_attr(st, "type");
 	struct iq_origin origin = {
 		.send = unbound_send, .release = unbound_release, .ctx = c,
-		.address = conn_peer(c->conn),
+		.address = c->peer,
 	};
 	struct jid *host = jid_make(NULL, vhost_name(c->vh), NULL, NULL);
 
@@ -881,7 +803,8 @@ static void handle_bind(struct c2s *c, struct xml_node *iq, struct xml_node *bin
 		send_xml(c, reply);
 	}
 	xml_unref(reply);
-	log_info("c2s", "%s: bound %s", conn_peer(c->conn), full->full);
+	log_info("c2s", "%s: bound %s over %s", c->peer, full->full,
+		 stream_transport_names[c->f->transport]);
 	jid_free(full);
 	struct hook_args a = { .sess = c->sess, .from = session_jid(c->sess) };
 	hooks_run(vhost_name(c->vh), HOOK_SESSION_BOUND, &a);
@@ -1032,9 +955,8 @@ out:
 	return false;
 }
 
-static void on_stanza(void *arg, struct xml_node *st)
+void c2s_element(struct c2s *c, struct xml_node *st)
 {
-	struct c2s *c = arg;
 	bool is_client = st->ns && strcmp(st->ns, NS_CLIENT) == 0;
 
 	switch (c->state) {
@@ -1081,7 +1003,10 @@ static void on_stanza(void *arg, struct xml_node *st)
 		if (handle_session_stanza(c, st))
 			return;
 		break;
-	default:
+	case C2S_OPENING:
+		c2s_error(c, "not-authorized", "open the stream first");
+		break;
+	case C2S_CLOSED:
 		break;
 	}
 	xml_unref(st);

@@ -462,6 +462,12 @@ int conn_starttls(struct conn *c)
 	return 0;
 }
 
+void conn_set_owner(struct conn *c, conn_cb cb, void *owner)
+{
+	c->cb = cb;
+	c->owner = owner;
+}
+
 void conn_close(struct conn *c)
 {
 	if (c->closing)

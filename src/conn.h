@@ -36,6 +36,9 @@ typedef void (*conn_cb)(struct conn *c, void *owner, enum conn_event ev, const c
 struct conn *conn_new(evutil_socket_t fd, const struct sockaddr *sa, bool direct_tls,
 		      conn_cb cb, void *owner);
 void conn_free(struct conn *c);
+/* Hands the connection to a new owner (an HTTP connection upgraded to a
+ * WebSocket): its events go to cb from now on. */
+void conn_set_owner(struct conn *c, conn_cb cb, void *owner);
 /* At exit, before the event base goes: frees the write batching's event. */
 void conn_shutdown(void);
 

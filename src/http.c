@@ -38,7 +38,7 @@ struct http_stats http_stats;
 struct route {
 	char *path;
 	size_t len;
-	bool prefix, admin;
+	bool prefix, admin, upgrade;
 	http_fn fn;			/* a request whose body is kept whole */
 	const struct http_body_route *body;	/* or one that streams it */
 	void *arg;
@@ -57,6 +57,7 @@ struct http_conn {
 	double tokens;			/* the request rate: a token bucket */
 	struct timespec filled;		/* when tokens was last filled */
 	bool counted_ip, closing;
+	bool serving, taken;		/* inside serve(); given away (Upgrade) */
 	struct http_conn *prev, *next;
 };
 
@@ -84,6 +85,17 @@ int http_route(const char *path, bool admin, http_fn fn, void *arg)
 	if (!r)
 		return -1;
 	r->fn = fn;
+	return 0;
+}
+
+int http_route_upgrade(const char *path, http_fn fn, void *arg)
+{
+	struct route *r = route_add(path, false, arg);
+
+	if (!r)
+		return -1;
+	r->fn = fn;
+	r->upgrade = true;
 	return 0;
 }
 
@@ -177,6 +189,7 @@ static const char *reason(int status)
 }
 
 static void conn_ends(struct http_conn *hc);
+static void hc_unlink(struct http_conn *hc);
 
 /* Writes a whole answer; close says the connection ends after it. */
 static void write_answer(struct http_conn *hc, int status, const char *type,
@@ -333,6 +346,50 @@ static void respond(struct http_request *r, int status, const char *content_type
 	conn_pause(hc->c, false);
 }
 
+bool http_upgrading(const struct http_request *r)
+{
+	return r->msg.upgrade;
+}
+
+struct conn *http_take(struct http_request *r, conn_cb cb, void *owner, bool *counted_ip,
+		       const struct config_listener **l)
+{
+	struct http_conn *hc = r->hc;
+	struct conn *c;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	log_info("http", "%s \"%s %.200s\" 101 0 %.1f ms", r->peer, r->msg.method,
+		 r->msg.url ? r->msg.url : "",
+		 (now.tv_sec - r->start.tv_sec) * 1e3 + (now.tv_nsec - r->start.tv_nsec) / 1e6);
+	if (!hc || hc->closing) {
+		if (hc)
+			hc->cur = NULL;
+		request_free(r);
+		return NULL;
+	}
+	conn_write(hc->c, "HTTP/1.1 101 Switching Protocols\r\n", 34);
+	if (evbuffer_get_length(r->headers)) {
+		size_t n = evbuffer_get_length(r->headers);
+		char *e = (char *)evbuffer_pullup(r->headers, (ev_ssize_t)n);
+
+		if (e)
+			conn_write(hc->c, e, n);
+	}
+	conn_write(hc->c, "\r\n", 2);
+	http_stats.by_class[1]++;
+	c = hc->c;
+	*counted_ip = hc->counted_ip;
+	*l = hc->l;
+	hc->cur = NULL;
+	request_free(r);
+	conn_set_owner(c, cb, owner);
+	hc->taken = true;
+	if (!hc->serving)
+		hc_unlink(hc);	/* else at the end of serve() */
+	return c;
+}
+
 /* Whether the connection may make one more request now. */
 static bool rate_ok(struct http_conn *hc, const struct timespec *now)
 {
@@ -451,11 +508,12 @@ static void dispatch(struct http_conn *hc)
 		http_respond(r, 429, "text/plain; charset=utf-8", "too many requests\n", 18);
 		return;
 	}
-	if (r->msg.upgrade) {
+	rt = route_find(r->msg.path, hc->l->admin);
+	if (r->msg.upgrade && (!rt || !rt->upgrade)) {
 		http_respond(r, 501, "text/plain; charset=utf-8", "no upgrade here\n", 16);
 		return;
 	}
-	if (!(rt = route_find(r->msg.path, hc->l->admin)) || !rt->fn) {
+	if (!rt || !rt->fn) {
 		http_respond(r, 404, "text/plain; charset=utf-8", "not found\n", 10);
 		return;
 	}
@@ -476,8 +534,9 @@ static void serve(struct http_conn *hc)
 {
 	struct evbuffer *in = conn_input(hc->c);
 
+	hc->serving = true;
 	/* Each turn takes bytes or ends: bounded by what is buffered. */
-	while (feeding(hc) && evbuffer_get_length(in) > 0) {
+	while (!hc->taken && feeding(hc) && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		size_t n;
 
@@ -486,6 +545,7 @@ static void serve(struct http_conn *hc)
 		n = http_in_feed(&hc->in, v.iov_base, v.iov_len);
 		evbuffer_drain(in, n);
 		if (hc->in.error) {
+			hc->serving = false;	/* not taken: an Upgrade is whole */
 			refuse(hc, hc->in.error, hc->in.why ? hc->in.why : "bad request");
 			return;
 		}
@@ -506,6 +566,9 @@ static void serve(struct http_conn *hc)
 			break;
 		}
 	}
+	hc->serving = false;
+	if (hc->taken)
+		hc_unlink(hc);
 }
 
 /* ---- connections ---- */
@@ -517,6 +580,21 @@ static void conn_ends(struct http_conn *hc)
 	hc->closing = true;
 	evtimer_del(hc->deadline);
 	conn_close(hc->c);
+}
+
+/* Everything of the HTTP connection but its conn. */
+static void hc_unlink(struct http_conn *hc)
+{
+	if (hc->prev)
+		hc->prev->next = hc->next;
+	else
+		all = hc->next;
+	if (hc->next)
+		hc->next->prev = hc->prev;
+	http_in_free(&hc->in);
+	event_free(hc->deadline);
+	http_stats.open--;
+	free(hc);
 }
 
 static void hc_free(struct http_conn *hc)
@@ -533,17 +611,8 @@ static void hc_free(struct http_conn *hc)
 	}
 	if (hc->counted_ip)
 		listener_ip_release(conn_peer(hc->c));
-	if (hc->prev)
-		hc->prev->next = hc->next;
-	else
-		all = hc->next;
-	if (hc->next)
-		hc->next->prev = hc->prev;
-	http_in_free(&hc->in);
-	event_free(hc->deadline);
 	conn_free(hc->c);
-	http_stats.open--;
-	free(hc);
+	hc_unlink(hc);
 }
 
 static void on_conn(struct conn *c, void *owner, enum conn_event ev, const char *why)

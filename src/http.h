@@ -16,7 +16,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "conn.h"
+
 struct config;
+struct config_listener;
 struct http_request;
 
 typedef void (*http_fn)(struct http_request *req, void *arg);
@@ -24,6 +27,20 @@ typedef void (*http_fn)(struct http_request *req, void *arg);
 /* Call before http_start(); returns 0, or -1 (path taken, no memory). */
 int http_route(const char *path, bool admin, http_fn fn, void *arg);
 void http_route_remove(const char *path);
+/* A route that may also take Upgrade requests (WebSocket): fn gets every
+ * request of the path; http_upgrading() says which kind it is. Other routes
+ * answer an Upgrade with 501. */
+int http_route_upgrade(const char *path, http_fn fn, void *arg);
+bool http_upgrading(const struct http_request *r);
+/*
+ * Takes an Upgrade request's connection: writes "101 Switching Protocols"
+ * with the headers added (http_add_header), logs, frees r and hands the
+ * connection to cb/owner, with the bytes that came after the request still in
+ * conn_input(). *counted_ip says whether it holds a slot of the per-address
+ * count (listener_ip_release when it ends). NULL if the connection is gone.
+ */
+struct conn *http_take(struct http_request *r, conn_cb cb, void *owner, bool *counted_ip,
+		       const struct config_listener **l);
 
 /*
  * A route that takes its request bodies in pieces (an upload), up to body_max:

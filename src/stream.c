@@ -8,3 +8,5 @@
 #include "stream.h"
 
 struct stream_stats stream_stats;
+
+const char *const stream_transport_names[TRANSPORTS] = { "tcp", "websocket", "bosh" };

@@ -23,6 +23,15 @@
 struct stream;
 struct session;
 
+/* What carries a client stream (parleyctl sessions, /metrics). */
+enum stream_transport {
+	TRANSPORT_TCP,
+	TRANSPORT_WEBSOCKET,
+	TRANSPORT_BOSH,
+	TRANSPORTS
+};
+extern const char *const stream_transport_names[TRANSPORTS];	/* "tcp", ... */
+
 struct stream_ops {
 	const char *name;	/* "c2s", for logs and parleyctl */
 	/* A stanza for the bound session (hooks have run): counted, and refused
@@ -47,6 +56,7 @@ struct stream_ops {
 	 * makes s this stream's bound session. */
 	void (*release)(struct stream *st);
 	void (*attach)(struct stream *st, struct session *s);
+	enum stream_transport (*transport)(const struct stream *st);
 };
 
 struct stream {
@@ -68,11 +78,17 @@ static inline void stream_close(struct stream *st, const char *condition, const 
 }
 static inline const char *stream_peer(const struct stream *st) { return st->ops->peer(st); }
 static inline bool stream_secure(const struct stream *st) { return st->ops->secure(st); }
+static inline enum stream_transport stream_transport(const struct stream *st)
+{
+	return st->ops->transport(st);
+}
 
 /* Counters of every transport together. */
 struct stream_stats {
 	unsigned long long connections, stanzas_in, stanzas_out, auth_failures;
 	unsigned open, authenticated;
+	unsigned open_by[TRANSPORTS];			/* open streams by transport */
+	unsigned long long connections_by[TRANSPORTS];
 };
 extern struct stream_stats stream_stats;
 
