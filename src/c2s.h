@@ -87,7 +87,9 @@ void c2s_shutdown_all(void);
 /* Frees every stream, flushed or not (after the loop has stopped). */
 void c2s_free_all(void);
 
-/* The TCP framing (c2s_tcp.c). */
+/* The framings: TCP (c2s_tcp.c), WebSocket (ws.c), BOSH (bosh.c). */
 int c2s_tcp_init(void);
+int ws_init(void);
+int bosh_init(void);
 
 #endif

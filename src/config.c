@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -326,6 +327,129 @@ static int a_limit_moved(struct value_ctx *v, void *t)
 		v->attr, v->attr, v->value);
 	return -1;
 }
+/* <websocket .../> and <bosh .../> */
+static int web_bool(struct value_ctx *v, bool *dst)
+{
+	if (!strcmp(v->value, "true") || !strcmp(v->value, "false")) {
+		*dst = v->value[0] == 't';
+		return 0;
+	}
+	problem(v->ld, v->el->line, "<%s %s=\"%s\">: true or false", v->el->name, v->attr,
+		v->value);
+	return -1;
+}
+static struct config_web *web_of(struct value_ctx *v, void *t)
+{
+	struct config *cfg = t;
+
+	return strcmp(v->el->name, "bosh") == 0 ? &cfg->bosh : &cfg->websocket;
+}
+static int a_web_enabled(struct value_ctx *v, void *t)
+{
+	return web_bool(v, &web_of(v, t)->enabled);
+}
+static int a_web_path(struct value_ctx *v, void *t)
+{
+	struct config_web *w = web_of(v, t);
+
+	if (v->value[0] != '/' || strlen(v->value) > 200 || strpbrk(v->value, " ?#%\\")) {
+		problem(v->ld, v->el->line, "<%s path=\"%s\">: an absolute URL path such as "
+			"\"/%s\"", v->el->name, v->value,
+			w == &((struct config *)t)->bosh ? "http-bind" : "xmpp-websocket");
+		return -1;
+	}
+	free(w->path);
+	w->path = NULL;
+	return set_string(v, &w->path);
+}
+static int a_web_origins(struct value_ctx *v, void *t)
+{
+	struct config_web *w = web_of(v, t);
+
+	free(w->origins);
+	w->origins = NULL;
+	if (strcmp(v->value, "*") == 0)
+		return 0;
+	return set_string(v, &w->origins);
+}
+static int web_url(struct value_ctx *v, char **dst, const char *a, const char *b)
+{
+	if (strncmp(v->value, a, strlen(a)) && strncmp(v->value, b, strlen(b))) {
+		problem(v->ld, v->el->line, "<%s %s=\"%s\">: a URL starting with %s or %s",
+			v->el->name, v->attr, v->value, a, b);
+		return -1;
+	}
+	if (strpbrk(v->value, " \"'<>")) {
+		problem(v->ld, v->el->line, "<%s %s>: a URL has no spaces, quotes or "
+			"angle brackets", v->el->name, v->attr);
+		return -1;
+	}
+	return set_string(v, dst);
+}
+static int a_web_url(struct value_ctx *v, void *t)
+{
+	struct config_web *w = web_of(v, t);
+
+	if (w == &((struct config *)t)->bosh)
+		return web_url(v, &w->url, "http://", "https://");
+	return web_url(v, &w->url, "ws://", "wss://");
+}
+static int a_web_see_other(struct value_ctx *v, void *t)
+{
+	return web_url(v, &web_of(v, t)->see_other_uri, "ws://", "wss://");
+}
+#define BOSH_ATTR(fname, min, max)						\
+	static int a_bosh_##fname(struct value_ctx *v, void *t)		\
+	{									\
+		unsigned long long n;						\
+		if (parse_uint(v, (min), (max), NULL, &n) < 0)			\
+			return -1;						\
+		((struct config *)t)->bosh.fname = (unsigned)n;			\
+		return 0;							\
+	}
+BOSH_ATTR(max_wait, 1, 600)
+BOSH_ATTR(max_hold, 1, 10)
+BOSH_ATTR(max_requests, 2, 20)
+BOSH_ATTR(max_inactivity, 5, 3600)
+BOSH_ATTR(max_pause, 0, 3600)
+BOSH_ATTR(polling, 0, 60)
+static const struct attr_spec websocket_attrs[] = {
+	{ "enabled", a_web_enabled, false }, { "path", a_web_path, false },
+	{ "origins", a_web_origins, false }, { "url", a_web_url, false },
+	{ "see-other-uri", a_web_see_other, false }, { 0 },
+};
+static const struct attr_spec bosh_attrs[] = {
+	{ "enabled", a_web_enabled, false }, { "path", a_web_path, false },
+	{ "origins", a_web_origins, false }, { "url", a_web_url, false },
+	{ "max-wait", a_bosh_max_wait, false }, { "max-hold", a_bosh_max_hold, false },
+	{ "max-requests", a_bosh_max_requests, false },
+	{ "max-inactivity", a_bosh_max_inactivity, false },
+	{ "max-pause", a_bosh_max_pause, false }, { "polling", a_bosh_polling, false },
+	{ 0 },
+};
+
+bool config_origin_allowed(const struct config_web *w, const char *origin)
+{
+	size_t n;
+
+	if (!w->origins)
+		return true;
+	if (!origin)
+		return true;	/* not a browser: Origin is what browsers send */
+	n = strlen(origin);
+	for (const char *p = w->origins; *p;) {
+		size_t k;
+
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		k = strcspn(p, " \t\n");
+		if (k == n && strncasecmp(p, origin, n) == 0)
+			return true;
+		p += k;
+	}
+	return false;
+}
+
 static const struct attr_spec limits_attrs[] = {
 	{ "stanza-size", a_limit_stanza_size, false },
 	{ "depth", a_limit_depth, false },
@@ -611,6 +735,7 @@ struct section {
 static const struct section sections[] = {
 	{ "log", log_attrs }, { "control", control_attrs }, { "modules", modules_attrs },
 	{ "tls", tls_attrs }, { "database", database_attrs }, { "limits", limits_attrs },
+	{ "websocket", websocket_attrs }, { "bosh", bosh_attrs },
 };
 
 static void config_defaults(struct config *cfg)
@@ -624,6 +749,16 @@ static void config_defaults(struct config *cfg)
 		.connections_per_ip = 64,
 		.idle_timeout = 300,
 		.auth_attempts = 10,
+	};
+	cfg->websocket = (struct config_web){ .enabled = true };
+	cfg->bosh = (struct config_web){
+		.enabled = true,
+		.max_wait = 60,
+		.max_hold = 1,
+		.max_requests = 2,
+		.max_inactivity = 60,
+		.max_pause = 120,
+		.polling = 2,
 	};
 }
 
@@ -759,6 +894,15 @@ struct config *config_load(const char *path, struct config_errors *errs)
 				"<tls cert=\"...\" key=\"...\"/> or cert/key on every <host>",
 				tls_names[l->tls]);
 	}
+	if (!ld.cfg->websocket.path)
+		ld.cfg->websocket.path = strdup("/xmpp-websocket");
+	if (!ld.cfg->bosh.path)
+		ld.cfg->bosh.path = strdup("/http-bind");
+	if (!ld.cfg->websocket.path || !ld.cfg->bosh.path)
+		goto fail;
+	if (strcmp(ld.cfg->websocket.path, ld.cfg->bosh.path) == 0)
+		problem(&ld, 0, "<websocket> and <bosh> have the same path %s",
+			ld.cfg->bosh.path);
 	if (errs->count)
 		goto fail;
 	xml_unref(root);
@@ -806,6 +950,14 @@ void config_free(struct config *cfg)
 	free(cfg->cert);
 	free(cfg->key);
 	free(cfg->ciphers);
+	for (int i = 0; i < 2; i++) {
+		struct config_web *w = i ? &cfg->bosh : &cfg->websocket;
+
+		free(w->path);
+		free(w->origins);
+		free(w->url);
+		free(w->see_other_uri);
+	}
 	free(cfg->db_conninfo);
 	free(cfg);
 }

@@ -70,6 +70,17 @@ struct config_limits {
 	unsigned auth_attempts;		/* failed logins per address and minute */
 };
 
+/* <websocket/> and <bosh/>: the web transports on the http listeners. */
+struct config_web {
+	bool enabled;
+	char *path;			/* "/xmpp-websocket", "/http-bind" */
+	char *origins;			/* space-separated allowed Origins; NULL: any */
+	char *url;			/* what host-meta advertises; NULL: from Host */
+	char *see_other_uri;		/* websocket: send clients there instead */
+	/* bosh: the bounds of what a client may ask for (XEP-0124 §7) */
+	unsigned max_wait, max_hold, max_requests, max_inactivity, max_pause, polling;
+};
+
 struct config {
 	char *path;
 	/* <log> */
@@ -87,6 +98,7 @@ struct config {
 	unsigned db_pool;
 	/* <limits> */
 	struct config_limits limits;
+	struct config_web websocket, bosh;
 	struct config_listener *listeners;
 	size_t nlisteners;
 	struct config_host *hosts;
@@ -112,5 +124,8 @@ void config_error(struct config_errors *errs, const char *path, unsigned line,
 const struct config_host *config_host_find(const struct config *cfg, const char *name);
 const char *config_listener_type_name(enum listener_type t);
 const char *config_tls_mode_name(enum tls_mode m);
+/* Whether origin (an Origin header's value; NULL when none was sent) is one
+ * the transport accepts. */
+bool config_origin_allowed(const struct config_web *w, const char *origin);
 
 #endif
