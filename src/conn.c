@@ -392,6 +392,22 @@ static void bytes_done(const void *data, size_t len, void *arg)
 	xml_bytes_unref(arg);
 }
 
+int conn_write_ref(struct conn *c, struct xml_bytes *b, size_t off)
+{
+	if ((c->closing && !c->bev) || off > b->len)
+		return -1;
+	if (off == b->len)
+		return 0;
+	b->refs++;
+	if (evbuffer_add_reference(bufferevent_get_output(c->bev), b->data + off,
+				   b->len - off, bytes_done, b) < 0) {
+		b->refs--;
+		return -1;
+	}
+	c->out += b->len - off;
+	return 0;
+}
+
 int conn_write_to(struct conn *c, const struct xml_node *node, const char *ns,
 		  const char *to)
 {
@@ -408,12 +424,7 @@ int conn_write_to(struct conn *c, const struct xml_node *node, const char *ns,
 	    conn_write(c, head.data, head.len) < 0)
 		goto out;
 	/* the rest is the tree's bytes themselves, released when written */
-	if (evbuffer_add_reference(bufferevent_get_output(c->bev), b->data + b->head,
-				   b->len - b->head, bytes_done, b) < 0)
-		goto out;
-	c->out += b->len - b->head;
-	b = NULL;
-	rc = 0;
+	rc = conn_write_ref(c, b, b->head);
 out:
 	xml_buf_free(&head);
 	xml_bytes_unref(b);

@@ -53,6 +53,9 @@ int conn_write_xml(struct conn *c, const struct xml_node *node, const char *ns);
  * (xml_bytes) and shared, with this stream's 'to' written in front of them. */
 int conn_write_to(struct conn *c, const struct xml_node *node, const char *ns,
 		  const char *to);
+/* The bytes of b from off, written by reference (b is kept until they are
+ * out): what a framing writes around a stanza's shared bytes. */
+int conn_write_ref(struct conn *c, struct xml_bytes *b, size_t off);
 size_t conn_output_pending(const struct conn *c);
 
 /* Starts TLS once the output written so far is flushed. */

@@ -129,15 +129,15 @@ static void list_session(struct session *s, void *arg)
 		json_str(o->b, session_jid(s)->full);
 		evbuffer_add_printf(o->b, ",\"address\":");
 		json_str(o->b, session_address(s));
-		evbuffer_add_printf(o->b, ",\"tls\":%s,\"priority\":%d,\"available\":%s,"
-				    "\"detached\":%s,\"seconds\":%ld}",
+		evbuffer_add_printf(o->b, ",\"transport\":\"%s\",\"tls\":%s,\"priority\":%d,\"available\":%s,"
+				    "\"detached\":%s,\"seconds\":%ld}", session_transport(s),
 				    session_tls(s) ? "true" : "false", session_priority(s),
 				    session_available(s) ? "true" : "false",
 				    session_detached(s) ? "true" : "false", age);
 	} else {
-		evbuffer_add_printf(o->b, "%-40s %-20s %-4s %4d %-9s %lds\n",
+		evbuffer_add_printf(o->b, "%-40s %-20s %-9s %-4s %4d %-9s %lds\n",
 				    session_jid(s)->full, session_detached(s) ?
-				    "(awaiting resume)" : session_address(s),
+				    "(awaiting resume)" : session_address(s), session_transport(s),
 				    session_tls(s) ? "tls" : "-", session_priority(s),
 				    session_available(s) ? "available" : "-", age);
 	}
@@ -157,8 +157,8 @@ static int cmd_sessions(struct out *o, int argc, char **argv)
 	if (o->json)
 		evbuffer_add_printf(o->b, "{\"ok\":true,\"sessions\":[");
 	else
-		evbuffer_add_printf(o->b, "%-40s %-20s %-4s %4s %-9s %s\n", "JID", "ADDRESS",
-				    "TLS", "PRIO", "PRESENCE", "AGE");
+		evbuffer_add_printf(o->b, "%-40s %-20s %-9s %-4s %4s %-9s %s\n", "JID",
+				    "ADDRESS", "TRANSPORT", "TLS", "PRIO", "PRESENCE", "AGE");
 	sm_foreach(host, list_session, o);
 	if (o->json)
 		evbuffer_add_printf(o->b, "],\"count\":%zu}\n", sm_count());

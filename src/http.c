@@ -509,7 +509,7 @@ static void dispatch(struct http_conn *hc)
 		return;
 	}
 	rt = route_find(r->msg.path, hc->l->admin);
-	if (r->msg.upgrade && (!rt || !rt->upgrade)) {
+	if (r->msg.upgrade && rt && !rt->upgrade) {
 		http_respond(r, 501, "text/plain; charset=utf-8", "no upgrade here\n", 16);
 		return;
 	}

@@ -165,6 +165,15 @@ static void metrics(struct http_request *r, void *arg)
 	metric(b, "parley_connections_total", "counter", "Client streams accepted.");
 	evbuffer_add_printf(b, "parley_connections_total{kind=\"c2s\"} %llu\n",
 			    stream_stats.connections);
+	metric(b, "parley_client_streams_open", "gauge", "Client streams open, by transport.");
+	for (int i = 0; i < TRANSPORTS; i++)
+		evbuffer_add_printf(b, "parley_client_streams_open{transport=\"%s\"} %u\n",
+				    stream_transport_names[i], stream_stats.open_by[i]);
+	metric(b, "parley_client_streams_total", "counter", "Client streams accepted, by "
+	       "transport.");
+	for (int i = 0; i < TRANSPORTS; i++)
+		evbuffer_add_printf(b, "parley_client_streams_total{transport=\"%s\"} %llu\n",
+				    stream_transport_names[i], stream_stats.connections_by[i]);
 	metric(b, "parley_sessions", "gauge", "Bound client sessions (resources).");
 	evbuffer_add_printf(b, "parley_sessions %zu\n", sm_count());
 	metric(b, "parley_streams_authenticated", "gauge", "Client streams past SASL.");

@@ -293,6 +293,11 @@ const char *session_address(const struct session *s)
 bool session_tls(const struct session *s) { return s->stream && stream_secure(s->stream); }
 bool session_detached(const struct session *s) { return !s->stream; }
 
+const char *session_transport(const struct session *s)
+{
+	return s->stream ? stream_transport_names[stream_transport(s->stream)] : "-";
+}
+
 void session_send(struct session *s, const struct xml_node *stanza)
 {
 	struct hook_args a = { .sess = s, .stanza = (struct xml_node *)stanza, .to = s->jid };

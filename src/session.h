@@ -34,6 +34,8 @@ const struct xml_node *session_presence(const struct session *s);
 time_t session_started(const struct session *s);
 const char *session_address(const struct session *s);	/* the peer's IP */
 bool session_tls(const struct session *s);
+/* "tcp", "websocket", "bosh"; "-" while detached (XEP-0198). */
+const char *session_transport(const struct session *s);
 
 /* RFC 6121 §2.2: a resource that asked for the roster gets roster pushes. */
 bool session_interested(const struct session *s);

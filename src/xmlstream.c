@@ -554,6 +554,12 @@ static const char *root_prefix(const struct xmlstream *xs)
 	return n == 1 ? found : NULL;
 }
 
+bool xmlstream_between(const struct xmlstream *xs)
+{
+	return xs && !xs->failed && xs->opened && xs->depth == 1 && !xs->stanza &&
+	       xs->fed == xs->mark;
+}
+
 bool xmlstream_compact(struct xmlstream *xs)
 {
 	if (!xs || !xs->p || xs->failed || xs->in_feed || !xs->opened || xs->depth != 1 ||

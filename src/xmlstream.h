@@ -77,6 +77,9 @@ int xmlstream_reset(struct xmlstream *xs);
  * again later). Not from inside a callback.
  */
 bool xmlstream_compact(struct xmlstream *xs);
+/* Whether the stream is open and between stanzas, with no byte of a next one
+ * held (a WebSocket message must end there). */
+bool xmlstream_between(const struct xmlstream *xs);
 /* The RFC 6120 condition name for an error ("not-well-formed", ...). */
 const char *xmlstream_error_condition(enum xmlstream_error err);
 

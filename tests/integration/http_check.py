@@ -175,7 +175,7 @@ def checks(public, admin, tls):
         ("a transfer coding other than chunked",
          b"POST /health HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
         ("a POST to /health", b"POST /health HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", 405),
-        ("an Upgrade (not served yet)", b"GET /health HTTP/1.1\r\nConnection: Upgrade\r\n"
+        ("an Upgrade on a route that takes none", b"GET /health HTTP/1.1\r\nConnection: Upgrade\r\n"
          b"Upgrade: websocket\r\n\r\n", 501),
     ]
     why, ok = [], True
