@@ -261,6 +261,7 @@ const char *http_path(const struct http_request *r) { return r->msg.path; }
 const char *http_query(const struct http_request *r) { return r->msg.query; }
 const char *http_peer(const struct http_request *r) { return r->peer; }
 bool http_gone(const struct http_request *r) { return !r->hc; }
+bool http_secure(const struct http_request *r) { return r->hc && conn_is_tls(r->hc->c); }
 
 const char *http_header(const struct http_request *r, const char *name)
 {

@@ -25,6 +25,7 @@
 #include "db.h"
 #include "http.h"
 #include "http_admin.h"
+#include "hostmeta.h"
 #include "listener.h"
 #include "log.h"
 #include "router.h"
@@ -315,6 +316,7 @@ int main(int argc, char **argv)
 	if (load_modules(server.cfg) < 0)
 		goto out;
 	if (c2s_init() < 0 || http_init() < 0 || http_admin_init() < 0 ||
+	    hostmeta_init() < 0 ||
 	    listeners_start(server.cfg) < 0 || ctl_start(server.cfg) < 0)
 		goto out;
 	sigs[0] = evsignal_new(server.base, SIGTERM, on_stop_signal, NULL);

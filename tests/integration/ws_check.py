@@ -92,7 +92,50 @@ def main():
         return d.startswith("HTTP/1.1 426") and "upgrade: websocket" in d.lower()
     check("a GET without Upgrade: 426 Upgrade Required", plain_get)
 
+    def get(path, host, method="GET"):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", HTTP, timeout=10)
+        c.putrequest(method, path, skip_host=True)
+        c.putheader("Host", host)
+        c.endheaders()
+        r = c.getresponse()
+        body = r.read().decode()
+        c.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+    if PHASE == "main":
+        def hostmeta():
+            here = "%s:%d" % (HOST, HTTP)
+            st, h, body = get("/.well-known/host-meta", here)
+            x = ET.fromstring(body)
+            links = {l.get("rel"): l.get("href")
+                     for l in x.iter("{http://docs.oasis-open.org/ns/xri/xrd-1.0}Link")}
+            assert st == 200 and h.get("access-control-allow-origin") == "*", (st, h)
+            assert h["content-type"].startswith("application/xrd+xml"), h
+            assert links == {"urn:xmpp:alt-connections:websocket":
+                             "ws://%s/xmpp-websocket" % here,
+                             "urn:xmpp:alt-connections:xbosh":
+                             "http://%s/http-bind" % here}, links
+            st, h, body = get("/.well-known/host-meta.json", here)
+            j = __import__("json").loads(body)
+            got = {l["rel"]: l["href"] for l in j["links"]}
+            assert st == 200 and got == links and h.get("access-control-allow-origin") == "*"
+            st, h, body = get("/.well-known/host-meta", here, "OPTIONS")
+            assert st == 204 and h.get("access-control-allow-origin") == "*", (st, h)
+            st, h, body = get("/.well-known/host-meta", "evil'><x")
+            return st == 200 and "evil" not in body and "ws://%s/xmpp" % HOST in body
+        check("XEP-0156: host-meta (XRD) and host-meta.json list the WebSocket and BOSH "
+              "URLs made of the Host, with CORS; a bad Host is not echoed", hostmeta)
+
     if PHASE == "policy":
+        def hostmeta_url():
+            st, h, body = get("/.well-known/host-meta.json", "x.example")
+            j = __import__("json").loads(body)
+            got = {l["rel"]: l["href"] for l in j["links"]}
+            return got == {"urn:xmpp:alt-connections:websocket": "wss://chat.example/ws"}
+        check("host-meta gives the configured url (a proxy's) and leaves out a disabled "
+              "BOSH", hostmeta_url)
+
         def origin():
             bad = WS(HTTP, origin="http://evil.example")
             good = WS(HTTP, origin="http://good.example")
