@@ -42,8 +42,8 @@ static bool url_of(struct http_request *r, const struct config_web *w, bool ws, 
 	const char *host = http_header(r, "Host");
 	int n;
 
-	if (!w->enabled)
-		return false;
+	if (!w->enabled || !http_route_exists(w->path))
+		return false;	/* off, or not served by this build */
 	if (w->url) {
 		n = snprintf(buf, len, "%s", w->url);
 	} else {

@@ -129,6 +129,14 @@ static struct route *route_add(const char *path, bool admin, void *arg)
 	return r;
 }
 
+bool http_route_exists(const char *path)
+{
+	for (const struct route *r = routes; r; r = r->next)
+		if (strcmp(r->path, path) == 0)
+			return true;
+	return false;
+}
+
 void http_route_remove(const char *path)
 {
 	for (struct route **pp = &routes; *pp; pp = &(*pp)->next) {

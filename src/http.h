@@ -27,6 +27,8 @@ typedef void (*http_fn)(struct http_request *req, void *arg);
 /* Call before http_start(); returns 0, or -1 (path taken, no memory). */
 int http_route(const char *path, bool admin, http_fn fn, void *arg);
 void http_route_remove(const char *path);
+/* Whether a route is registered at exactly this path. */
+bool http_route_exists(const char *path);
 /* A route that may also take Upgrade requests (WebSocket): fn gets every
  * request of the path; http_upgrading() says which kind it is. Other routes
  * answer an Upgrade with 501. */

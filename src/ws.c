@@ -374,6 +374,18 @@ static void message(struct ws *w, const char *data, size_t len)
 
 	if (w->failed || c2s_blocked(w->c))
 		return;
+	/* §3.3.3: an XML declaration is NOT RECOMMENDED, but allowed: skip it
+	 * (inside the synthetic stream it would be a syntax error). */
+	if (len > 5 && memcmp(data, "<?xml", 5) == 0 && strchr(" \t\r\n?", data[5])) {
+		const char *end = memmem(data, len < 256 ? len : 256, "?>", 2);
+
+		if (!end) {
+			fail(w, "not-well-formed", "an XML declaration that does not end");
+			return;
+		}
+		len -= (size_t)(end + 2 - data);
+		data = end + 2;
+	}
 	if (!w->wrapped) {
 		if (xmlstream_reset(w->xs) < 0 ||
 		    xmlstream_feed(w->xs, wrapper, sizeof(wrapper) - 1) < 0) {
@@ -405,9 +417,15 @@ static void message(struct ws *w, const char *data, size_t len)
 		return;
 	}
 	if (!w->opened) {
+		/* §3.3.2: a stream header in another namespace */
+		bool header = strcmp(el->name, "open") == 0;
+
 		xml_unref(el);
-		fail(w, "not-authorized", "open the stream first (<open xmlns='" NS_FRAMING
-		     "'/>)");
+		if (header)
+			fail(w, "invalid-namespace", "<open/> must be in " NS_FRAMING);
+		else
+			fail(w, "not-authorized", "open the stream first (<open xmlns='"
+			     NS_FRAMING "'/>)");
 		return;
 	}
 	c2s_element(w->c, el);
