@@ -252,6 +252,78 @@ static void test_duplicate_listener_and_text(void **state)
 	config_errors_free(&errs);
 }
 
+/* <websocket> and <bosh>: defaults, values, and each refusal with its line. */
+static void test_web_transports(void **state)
+{
+	struct config_errors errs;
+	char *path;
+	struct config *cfg = load(
+		"<parley>\n"
+		"  <database conninfo='x'/>\n"
+		"  <host name='a.example'/>\n"
+		"</parley>\n", &errs, NULL);
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_true(cfg->websocket.enabled && cfg->bosh.enabled);
+	assert_string_equal(cfg->websocket.path, "/xmpp-websocket");
+	assert_string_equal(cfg->bosh.path, "/http-bind");
+	assert_null(cfg->websocket.origins);
+	assert_true(config_origin_allowed(&cfg->websocket, "https://any.example"));
+	assert_int_equal(cfg->bosh.max_wait, 60);
+	assert_int_equal(cfg->bosh.max_inactivity, 60);
+	config_free(cfg);
+
+	cfg = load("<parley>\n"
+		   "  <database conninfo='x'/>\n"
+		   "  <websocket path='/ws' origins='https://a.example  http://b.example'\n"
+		   "             url='wss://chat.example/ws' see-other-uri='wss://x.example/ws'/>\n"
+		   "  <bosh enabled='false' max-wait='30' max-hold='2' polling='0'/>\n"
+		   "  <host name='a.example'/>\n"
+		   "</parley>\n", &errs, NULL);
+	assert_non_null(cfg);
+	assert_string_equal(cfg->websocket.path, "/ws");
+	assert_string_equal(cfg->websocket.url, "wss://chat.example/ws");
+	assert_string_equal(cfg->websocket.see_other_uri, "wss://x.example/ws");
+	assert_true(config_origin_allowed(&cfg->websocket, "http://b.example"));
+	assert_true(config_origin_allowed(&cfg->websocket, "HTTPS://A.EXAMPLE"));
+	assert_false(config_origin_allowed(&cfg->websocket, "https://a.example.evil"));
+	assert_false(config_origin_allowed(&cfg->websocket, "https://c.example"));
+	assert_true(config_origin_allowed(&cfg->websocket, NULL));	/* not a browser */
+	assert_false(cfg->bosh.enabled);
+	assert_int_equal(cfg->bosh.max_wait, 30);
+	assert_int_equal(cfg->bosh.max_hold, 2);
+	assert_int_equal(cfg->bosh.polling, 0);
+	config_free(cfg);
+
+	cfg = load("<parley>\n"
+		   "  <database conninfo='x'/>\n"
+		   "  <websocket path='xmpp' url='http://a.example/' enabled='yes'/>\n"
+		   "  <bosh max-wait='0' max-requests='1' url='ws://x/' see-other-uri='x'/>\n"
+		   "  <host name='a.example'/>\n"
+		   "</parley>\n", &errs, &path);
+	assert_null(cfg);
+	assert_error(&errs, path, 3, "<websocket path=\"xmpp\">: an absolute URL path");
+	assert_error(&errs, path, 3, "a URL starting with ws:// or wss://");
+	assert_error(&errs, path, 3, "<websocket enabled=\"yes\">: true or false");
+	assert_error(&errs, path, 4, "max-wait");
+	assert_error(&errs, path, 4, "max-requests");
+	assert_error(&errs, path, 4, "a URL starting with http:// or https://");
+	assert_error(&errs, path, 4, "unknown attribute \"see-other-uri\"");
+	free(path);
+	config_errors_free(&errs);
+
+	cfg = load("<parley>\n"
+		   "  <database conninfo='x'/>\n"
+		   "  <websocket path='/same'/> <bosh path='/same'/>\n"
+		   "  <host name='a.example'/>\n"
+		   "</parley>\n", &errs, &path);
+	assert_null(cfg);
+	assert_error(&errs, path, 0, "the same path /same");
+	free(path);
+	config_errors_free(&errs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +333,7 @@ int main(void)
 		cmocka_unit_test(test_missing_pieces),
 		cmocka_unit_test(test_wrong_root_and_missing_file),
 		cmocka_unit_test(test_duplicate_listener_and_text),
+		cmocka_unit_test(test_web_transports),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
