@@ -6,18 +6,22 @@ PARLEY_BUILD_PKGS="build-essential autoconf automake libtool pkg-config
 	libexpat1-dev libevent-dev libssl-dev libc-ares-dev libpq-dev libidn-dev
 	libwslay-dev libhttp-parser-dev postgresql-15 openssl ca-certificates"
 PARLEY_TEST_PKGS="libcmocka-dev libstrophe-dev clang valgrind python3 python3-slixmpp
-	python3-aiohttp"
+	python3-aiohttp nodejs npm"
 PG_BIN=/usr/lib/postgresql/15/bin
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Installs the Debian packages that are not there yet (needs root for that).
+# Installs the Debian packages that are not there yet (needs root for that). One
+# that an installed package provides is there: a nodejs built elsewhere provides
+# npm, and conflicts with Debian's.
 need_pkgs() {
-	local missing=() p
+	local missing=() p provided
+	provided=$(dpkg-query -W -f='${db:Status-Abbrev}|${Provides}\n' 2>/dev/null |
+		sed -n 's/^ii *|//p' | tr ',' '\n' | sed 's/ *(.*//; s/^ *//')
 	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
-			missing+=("$p")
+			grep -qxF "$p" <<<"$provided" || missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
 	[ "$(id -u)" -eq 0 ] || die "missing Debian packages: ${missing[*]} (run as root" \

@@ -38,6 +38,9 @@ export PARLEY_TEST_PG="$PG_CONNINFO_BASE dbname=parley_test"
 export PARLEY_TEST_PG_BASE="$PG_CONNINFO_BASE"
 export PARLEY_TEST_PG_RESTART="$TMP/pg-restart"
 export PARLEY_TEST_REQUIRE_DB=1
+# nodejs and npm are installed above and the npm registry is reachable (as in CI):
+# xmppjs.test fails rather than skips when it cannot get @xmpp/client.
+export PARLEY_TEST_REQUIRE_NODE=${PARLEY_TEST_REQUIRE_NODE:-1}
 export PARLEY_TEST_TMP="$TMP"
 # The integration tests run parleyd under valgrind: a leak or a bad read makes
 # it exit 99 at SIGTERM, and the test that checks the exit status fails.
