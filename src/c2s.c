@@ -480,7 +480,7 @@ void c2s_tls_up(struct c2s *c)
 
 int c2s_init(void)
 {
-	return c2s_tcp_init() < 0 || ws_init() < 0 ? -1 : 0;
+	return c2s_tcp_init() < 0 || ws_init() < 0 || bosh_init() < 0 ? -1 : 0;
 }
 
 void c2s_shutdown_all(void)

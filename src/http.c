@@ -270,7 +270,16 @@ const char *http_path(const struct http_request *r) { return r->msg.path; }
 const char *http_query(const struct http_request *r) { return r->msg.query; }
 const char *http_peer(const struct http_request *r) { return r->peer; }
 bool http_gone(const struct http_request *r) { return !r->hc; }
-bool http_secure(const struct http_request *r) { return r->hc && conn_is_tls(r->hc->c); }
+
+const struct config_listener *http_listener(const struct http_request *r)
+{
+	return r->hc ? r->hc->l : NULL;
+}
+
+bool http_secure(const struct http_request *r)
+{
+	return r->hc && r->hc->l->tls == TLS_DIRECT;
+}
 
 const char *http_header(const struct http_request *r, const char *name)
 {

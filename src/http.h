@@ -78,7 +78,10 @@ const char *http_query(const struct http_request *r);	/* as sent, or NULL */
 const char *http_header(const struct http_request *r, const char *name);
 const char *http_body(const struct http_request *r, size_t *len);
 const char *http_peer(const struct http_request *r);
-/* Whether the request came over TLS. */
+/* The listener the request came in on, and whether that one speaks TLS (a
+ * BOSH session is secure when the request that made it was). NULL and false
+ * once the connection is gone. */
+const struct config_listener *http_listener(const struct http_request *r);
 bool http_secure(const struct http_request *r);
 /* Whether the connection is gone (an answer now is thrown away). */
 bool http_gone(const struct http_request *r);
