@@ -29,6 +29,7 @@
 #include "proc.h"
 #include "session.h"
 #include "util.h"
+#include "ws.h"
 
 #define SEND_BACKLOG	(256 * 1024)	/* skip a sender whose output queue is this long */
 
@@ -112,6 +113,7 @@ static void step_finish(uint64_t now)
 static void chat_send(uint64_t left)
 {
 	static char buf[MSG_MAX * MAX_BURST];
+	size_t ends[MAX_BURST];	/* --ws: where each message ends, one frame each */
 
 	while (left > 0) {
 		uint32_t slot = online_local[rnd_below(n_online_local)];
@@ -136,14 +138,18 @@ static void chat_send(uint64_t left)
 
 			if (builder) {
 				len += builder(buf + len, s, s->seq++);
-				continue;
+			} else {
+				do
+					to = online_all[rnd_below(n_online_all)];
+				while (to == s->idx);
+				len += chat_message(buf + len, to, s->seq++, false);
 			}
-			do
-				to = online_all[rnd_below(n_online_all)];
-			while (to == s->idx);
-			len += chat_message(buf + len, to, s->seq++, false);
+			ends[i] = len;
 		}
-		sess_write(s, buf, len);
+		if (s->ws && k > 1)
+			ws_write_each(s, buf, ends, k);
+		else
+			sess_write(s, buf, len);
 		left -= k;
 		step_sent += k;
 		W.sent_total += k;

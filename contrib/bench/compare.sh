@@ -29,6 +29,12 @@
 #   --settle S           idle: seconds after the last login before measuring (22)
 #   --servers LIST       subset and order of parley,prosody,ejabberd (default all)
 #   --tls none|starttls  the c2s transport for every server (default none)
+#   --transport LIST     tcp, ws or tcp,ws (default tcp): ws is XMPP over
+#                        WebSocket (RFC 7395, plain ws:// on loopback) at
+#                        /xmpp-websocket on each server's HTTP port; with
+#                        tcp,ws each round runs both on every server (each on
+#                        a fresh process) and the table has a row per
+#                        transport. Login, idle, chat, offline, muc; --tls none
 #   -o FILE              raw results, one JSON object per run (default
 #                        /tmp/compare-SCENARIO-DATE.jsonl; the table goes to
 #                        the same name with .md)
@@ -86,6 +92,15 @@
 #   sockets      TCP_NODELAY on all (Parley and ejabberd set it; Prosody
 #                  network_settings nagle = false) and a listen backlog of 1024
 #                  (Parley's; Prosody tcp_backlog; ejabberd backlog)
+#   WebSocket    (--transport ws) plain ws:// on 127.0.0.1, path /xmpp-websocket,
+#                  the same c2s settings behind it:
+#                Parley: <listen type="http" tls="none"/> (WebSocket is on by
+#                  default on http listeners; ping after idle-timeout)
+#                Prosody 0.12: mod_websocket, http_ports, https_ports = { },
+#                  consider_websocket_secure = true (the bench is on loopback)
+#                ejabberd 23.01: an ejabberd_http listener with
+#                  request_handlers "/xmpp-websocket": ejabberd_http_ws (its
+#                  c2s options are its defaults: no shaper, no max_stanza_size)
 #   logging      warnings only
 #   muc          (muc only; the other scenarios run without it) one room on
 #                  conference.localhost, made by the first account and
@@ -124,7 +139,7 @@ TOP=$PWD
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 
 SCEN=chat N='' ROUNDS=3 RATES='' STEP=4 MESSAGES=20000 SETTLE=22 FILES=1 SIZE=10485760
-SERVERS=parley,prosody,ejabberd TLS=none KEEP=0 OUT='' EXTRA=()
+SERVERS=parley,prosody,ejabberd TLS=none TRANSPORT=tcp KEEP=0 OUT='' EXTRA=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	chat|idle|login|offline|muc|upload) SCEN=$1; shift;;
@@ -138,6 +153,7 @@ while [ $# -gt 0 ]; do
 	--settle) SETTLE=${2:-}; shift 2 || break;;
 	--servers) SERVERS=${2:-}; shift 2 || break;;
 	--tls) TLS=${2:-}; shift 2 || break;;
+	--transport) TRANSPORT=${2:-}; shift 2 || break;;
 	-o) OUT=${2:-}; shift 2 || break;;
 	--keep) KEEP=1; shift;;
 	--) shift; EXTRA=("$@"); break;;
@@ -153,6 +169,17 @@ num -n "$N"; num --files "$FILES"; num --size "$SIZE"; num --rounds "$ROUNDS"; n
 [ -n "$RATES" ] || { RATES=2000,5000,20000; [ "$SCEN" = muc ] && RATES=20,50,100; }
 [[ $RATES =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "compare.sh: bad --rates" >&2; exit 2; }
 case $TLS in none|starttls) ;; *) echo "compare.sh: --tls none|starttls" >&2; exit 2;; esac
+IFS=, read -r -a TRANSPORTS <<<"$TRANSPORT"
+for t in "${TRANSPORTS[@]}"; do
+	case $t in tcp|ws) ;; *) echo "compare.sh: --transport tcp|ws|tcp,ws" >&2; exit 2;; esac
+done
+[ ${#TRANSPORTS[@]} -gt 0 ] || { echo "compare.sh: --transport is empty" >&2; exit 2; }
+WS=0
+[[ ",$TRANSPORT," == *",ws,"* ]] && WS=1
+[ "$WS" = 1 ] && [ "$TLS" != none ] && { echo "compare.sh: --transport ws runs over" \
+	"plain ws:// only: use --tls none" >&2; exit 2; }
+[ "$WS" = 1 ] && [ "$SCEN" = upload ] && { echo "compare.sh: upload has no" \
+	"--transport (it is HTTP)" >&2; exit 2; }
 IFS=, read -r -a LIST <<<"$SERVERS"
 [ ${#LIST[@]} -gt 0 ] || { echo "compare.sh: --servers is empty" >&2; exit 2; }
 for s in "${LIST[@]}"; do
@@ -278,6 +305,8 @@ setup_parley() {
 	[ "$SCEN" = muc ] && muc="
 <module name=\"muc\" max-occupants=\"$MUCMAX\" message-rate=\"100000\" message-burst=\"100000\"/>"
 	P_HTTP=$(free_port 25280) http=""
+	[ "$WS" = 1 ] &&
+		http="<listen type=\"http\" address=\"127.0.0.1\" port=\"$P_HTTP\" tls=\"none\"/>"
 	[ "$SCEN" = upload ] && muc="
 <module name=\"http_upload\" storage=\"$d/upload\" url=\"http://127.0.0.1:$P_HTTP/upload\"
  max-file-size=\"4G\" quota=\"0\" daily-quota=\"0\"/>" &&
@@ -303,8 +332,9 @@ XML
 start_parley() {
 	src/parleyd -c "$P_CFG" >>"$T/parley/parleyd.log" 2>&1 &
 	CUR=parley CUR_PID=$!
-	PORT=$P_PORT
-	wait_listen "$P_PORT" "$CUR_PID" 30
+	PORT=$P_PORT WSPORT=$P_HTTP
+	wait_listen "$P_PORT" "$CUR_PID" 30 &&
+		{ [ "$WS" = 0 ] || wait_listen "$P_HTTP" "$CUR_PID" 30; }
 }
 
 # ---- Prosody ----
@@ -312,7 +342,8 @@ setup_prosody() {
 	local d=$T/prosody mods='"roster"; "saslauth"; "disco"; "ping"; "offline"; "smacks"; "register"'
 	local enc=false ssl=""
 	mkdir -p "$d/data" "$d/certs"
-	R_PORT=$(free_port 26222)
+	R_PORT=$(free_port 26222) R_HTTP=$(free_port 26280)
+	[ "$WS" = 1 ] && mods="$mods; \"websocket\""
 	if [ "$TLS" = starttls ]; then
 		cp "$T/cert.pem" "$T/key.pem" "$d/certs/"
 		mods="$mods; \"tls\"" enc=true
@@ -356,8 +387,12 @@ Component "conference.$HOST" "muc"
 	muc_room_default_history_length = 20
 	muc_room_default_moderated = false
 LUA
+	if [ "$WS" = 1 ] || [ "$SCEN" = upload ]; then
+		sed -i "s|^s2s_ports = { }|&\nhttp_ports = { $R_HTTP }\nhttp_interfaces = { \"127.0.0.1\" }\nhttps_ports = { }|" "$R_CFG"
+	fi
+	[ "$WS" = 1 ] &&
+		sed -i "s|^s2s_ports = { }|&\nconsider_websocket_secure = true|" "$R_CFG"
 	if [ "$SCEN" = upload ]; then
-		R_HTTP=$(free_port 26280)
 		cat >>"$R_CFG" <<LUA
 Component "upload.$HOST" "http_file_share"
 	http_file_share_size_limit = 4*1024*1024*1024
@@ -366,7 +401,7 @@ Component "upload.$HOST" "http_file_share"
 	http_host = "127.0.0.1"
 	http_external_url = "http://127.0.0.1:$R_HTTP/"
 LUA
-		sed -i "s|^s2s_ports = { }|&\nhttp_ports = { $R_HTTP }\nhttp_interfaces = { \"127.0.0.1\" }\nhttps_ports = { }\nhttp_max_content_size = 4*1024*1024*1024|" "$R_CFG"
+		sed -i "s|^s2s_ports = { }|&\nhttp_max_content_size = 4*1024*1024*1024|" "$R_CFG"
 	fi
 	chown -R prosody:prosody "$d"
 	R_REG=(--register-cmd "prosodyctl --config $R_CFG register {user} {host} {password} >/dev/null 2>&1")
@@ -380,8 +415,9 @@ start_prosody() {
 	setpriv --reuid=prosody --regid=prosody --init-groups \
 		prosody --config "$R_CFG" -F >>"$T/prosody/stdout.log" 2>&1 &
 	CUR=prosody CUR_PID=$!
-	PORT=$R_PORT
-	wait_listen "$R_PORT" "$CUR_PID" 30
+	PORT=$R_PORT WSPORT=$R_HTTP
+	wait_listen "$R_PORT" "$CUR_PID" 30 &&
+		{ [ "$WS" = 0 ] || wait_listen "$R_HTTP" "$CUR_PID" 30; }
 }
 
 # ---- ejabberd ----
@@ -419,12 +455,13 @@ listen:
     shaper: none
     access: c2s
     max_stanza_size: 262144
-$([ "$SCEN" = upload ] && cat <<HTTP
+$({ [ "$SCEN" = upload ] || [ "$WS" = 1 ]; } && cat <<HTTP
   - port: $E_HTTP
     ip: "127.0.0.1"
     module: ejabberd_http
     request_handlers:
-      /upload: mod_http_upload
+$([ "$SCEN" = upload ] && echo "      /upload: mod_http_upload")
+$([ "$WS" = 1 ] && echo "      /xmpp-websocket: ejabberd_http_ws")
 HTTP
 )
 access_rules:
@@ -495,7 +532,7 @@ start_ejabberd() {
 	local d=$T/ejabberd
 	rm -f "$d/ejabberd.pid"
 	CUR=ejabberd CUR_PID=''
-	PORT=$E_PORT
+	PORT=$E_PORT WSPORT=$E_HTTP
 	timeout 60 "${EJ[@]}" start >>"$d/start.log" 2>&1 || return 1
 	for _ in $(seq 1 300); do
 		CUR_PID=$(pidfile_pid "$d/ejabberd.pid")
@@ -504,6 +541,7 @@ start_ejabberd() {
 	done
 	# The pid file is written by ejabberd itself: the beam.smp process.
 	[ -n "$CUR_PID" ] && wait_listen "$E_PORT" "$CUR_PID" 60 || return 1
+	[ "$WS" = 0 ] || wait_listen "$E_HTTP" "$CUR_PID" 60 || return 1
 	timeout 90 "${EJ[@]}" started >/dev/null 2>&1
 }
 
@@ -598,42 +636,49 @@ for s in "${LIST[@]}"; do
 done
 [ ${#READY[@]} -gt 0 ] || die "no server is ready"
 
-# ---- the rounds: A B C A B C ... ----
+# ---- the rounds: A B C A B C ... (each server over each transport) ----
 for r in $(seq 1 "$ROUNDS"); do
 	for s in "${READY[@]}"; do
-		say "round $r/$ROUNDS: $SCEN, $s"
-		o=$T/run-$s-$r.json
+	for t in "${TRANSPORTS[@]}"; do
+		say "round $r/$ROUNDS: $SCEN, $s over $t"
+		o=$T/run-$s-$t-$r.json
 		if start "$s"; then
 			sleep 2	# let the fresh process settle before the baseline
+			targs=()
+			[ "$t" = ws ] && targs=(-p "$WSPORT" --ws /xmpp-websocket)
 			if [ "$SCEN" = upload ]; then
 				upload_run "$o"
 			else
-				bench "run-$s-$r" "$o" "$BT" --no-register --pid "$CUR_PID" \
-					"${SARGS[@]}" "${EXTRA[@]}"
+				bench "run-$s-$t-$r" "$o" "$BT" --no-register --pid "$CUR_PID" \
+					"${targs[@]}" "${SARGS[@]}" "${EXTRA[@]}"
 			fi
 		else
 			echo '{"ok": false, "error": "the server did not start"}' >"$o"
 		fi
 		stop_server
 		grep -q '"ok": true' "$o" || { printf '  %s\n' "$(jget "$o" error)" >&2
-			tail -n 3 "$T/run-$s-$r.err" >&2; }
+			tail -n 3 "$T/run-$s-$t-$r.err" >&2; }
 		python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
 e = {"server": sys.argv[2], "version": sys.argv[3], "round": int(sys.argv[4]),
-     "compare_scenario": sys.argv[5]}
+     "compare_scenario": sys.argv[5], "compare_transport": sys.argv[6]}
 e.update(d)
-print(json.dumps(e))' "$o" "$s" "$(version "$s")" "$r" "$SCEN" >>"$OUT"
+print(json.dumps(e))' "$o" "$s" "$(version "$s")" "$r" "$SCEN" "$t" >>"$OUT"
 		sleep 1
+	done
 	done
 done
 
 # ---- the table ----
 TABLE=${OUT%.jsonl}.md
-python3 - "$OUT" "$SCEN" "$N" "$TLS" <<'PY' | tee "$TABLE"
+python3 - "$OUT" "$SCEN" "$N" "$TLS" "$TRANSPORT" <<'PY' | tee "$TABLE"
 import json, statistics, sys
 
-path, scen, n, tls = sys.argv[1:5]
+path, scen, n, tls, transports = sys.argv[1:6]
 rows = [json.loads(l) for l in open(path) if l.strip()]
+# With more than one transport, or only ws, each figure's name says which.
+label = (lambda r: "") if transports == "tcp" else \
+    (lambda r: r.get("compare_transport", "tcp") + " ")
 servers, versions = [], {}
 for r in rows:
     if r["server"] not in servers:
@@ -697,6 +742,7 @@ def figures(r):
 vals, names, flags = {}, [], set()
 for r in rows:
     for name, v, flag in figures(r):
+        name = label(r) + name
         if name not in names:
             names.append(name)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -735,7 +781,8 @@ def ratio(name, s):
     return "%.2fx" % (statistics.median(a) / statistics.median(b))
 
 others = [s for s in servers if s != "parley"] if "parley" in servers else []
-print("%s, n=%s, tls=%s, %d round(s): median (min-max)" % (scen, n, tls, rounds))
+print("%s, n=%s, tls=%s, transport=%s, %d round(s): median (min-max)"
+      % (scen, n, tls, transports, rounds))
 print("servers: " + "; ".join("%s = %s" % (s, versions[s]) for s in servers))
 print()
 head = ["figure"] + servers + ["%s/parley" % s for s in others]
@@ -757,11 +804,13 @@ if scen in ("chat", "muc"):
           "messages still queued count as lost.")
 for r in rows:
     if not r.get("ok"):
-        print("failed: %s round %s: %s" % (r["server"], r["round"], r.get("error", "?")))
+        print("failed: %s %sround %s: %s" % (r["server"], label(r), r["round"],
+                                             r.get("error", "?")))
     elif scen == "offline" and r.get("ack_method") != "xep-0198":
-        print("note: %s round %s: acked by %s, not XEP-0198: stored/s is a routing rate"
-              % (r["server"], r["round"], r.get("ack_method")))
+        print("note: %s %sround %s: acked by %s, not XEP-0198: stored/s is a routing rate"
+              % (r["server"], label(r), r["round"], r.get("ack_method")))
     elif r.get("memory_note"):
-        print("note: %s round %s: %s" % (r["server"], r["round"], r["memory_note"]))
+        print("note: %s %sround %s: %s" % (r["server"], label(r), r["round"],
+                                           r["memory_note"]))
 PY
 say "raw results: $OUT, table: $TABLE"

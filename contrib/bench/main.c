@@ -71,6 +71,9 @@ static void json_header(void)
 	j_u64("n", opt.n);
 	j_u64("j", (uint64_t)opt.j);
 	j_str("tls", tls_names[opt.tls]);
+	j_str("transport", opt.ws_path ? "websocket" : "tcp");
+	if (opt.ws_path)
+		j_str("ws_path", opt.ws_path);
 	j_str("host", opt.host);
 	j_str("address", opt.addr);
 	j_u64("port", (uint64_t)opt.port);

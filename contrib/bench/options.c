@@ -40,8 +40,12 @@ static void usage(FILE *f)
 "  -j N                  worker processes (default 1)\n"
 "  -h HOST               XMPP domain (default localhost)\n"
 "  -a ADDR               server address (default 127.0.0.1)\n"
-"  -p PORT               server port (default 5222, 5223 with --tls direct)\n"
-"  --tls MODE            none | starttls | direct (default starttls)\n"
+"  -p PORT               server port (default 5222, 5223 with --tls direct;\n"
+"                        with --ws 5280, 5443 with --tls direct)\n"
+"  --tls MODE            none | starttls | direct (default starttls; none with --ws)\n"
+"  --ws PATH             XMPP over WebSocket (RFC 7395) at ws://ADDR:PORT/PATH\n"
+"                        (wss:// with --tls direct), e.g. /xmpp-websocket\n"
+"  --ws-origin ORIGIN    send this Origin header in the WebSocket Upgrade\n"
 "  --sasl MECH           auto | plain | scram-sha-1 | scram-sha-256 (default auto)\n"
 "  --prefix P            account names P0..P(N-1) (default bench)\n"
 "  --password PW         (default benchpass)\n"
@@ -153,12 +157,14 @@ enum {
 	O_TLS = 256, O_SASL, O_PID, O_RATE, O_RATES, O_STEP, O_DRAIN, O_HOLD, O_SETTLE,
 	O_MESSAGES, O_TIMEOUT, O_PREFIX, O_PASSWORD, O_RESOURCE, O_REGCMD, O_IBR, O_NOREG,
 	O_LOGINRATE, O_MAXPEND, O_LOGINTO, O_CPA, O_BURST, O_NOSM, O_QUIET, O_SEED, O_HELP,
-	O_SCRAMCACHE, O_ROOM, O_JOINRATE,
+	O_SCRAMCACHE, O_ROOM, O_JOINRATE, O_WS, O_WSORIGIN,
 };
 
 static const struct option long_opts[] = {
 	{ "scenario", required_argument, NULL, 's' },
 	{ "tls", required_argument, NULL, O_TLS },
+	{ "ws", required_argument, NULL, O_WS },
+	{ "ws-origin", required_argument, NULL, O_WSORIGIN },
 	{ "sasl", required_argument, NULL, O_SASL },
 	{ "pid", required_argument, NULL, O_PID },
 	{ "rate", required_argument, NULL, O_RATE },
@@ -250,7 +256,7 @@ static bool parse_seconds_opt(int c)
 }
 
 /* The server, the accounts and how to log in; false if c is not one of them. */
-static bool parse_login_opt(int c, bool *port_set)
+static bool parse_login_opt(int c, bool *port_set, bool *tls_set)
 {
 	uint64_t u;
 	int v;
@@ -274,6 +280,17 @@ static bool parse_login_opt(int c, bool *port_set)
 		if (v < 0)
 			fail_early("--tls none|starttls|direct");
 		opt.tls = (enum tls_mode)v;
+		*tls_set = true;
+		break;
+	case O_WS:
+		if (optarg[0] != '/' || strpbrk(optarg, " \t\r\n") || strlen(optarg) > 256)
+			fail_early("--ws wants an HTTP path such as /xmpp-websocket");
+		opt.ws_path = optarg;
+		break;
+	case O_WSORIGIN:
+		if (strpbrk(optarg, "\r\n") || strlen(optarg) > 256)
+			fail_early("bad --ws-origin");
+		opt.ws_origin = optarg;
 		break;
 	case O_SASL:
 		v = pick(optarg, sasl_names, 4);
@@ -385,6 +402,8 @@ static void check_args(void)
 	    strlen(opt.resource) > 64 || !*opt.resource || strlen(opt.password) > 256 ||
 	    strpbrk(opt.host, "'\"<>&/@ ") || strpbrk(opt.resource, "'\"<>&"))
 		fail_early("--prefix, -h, --resource or --password is too long or invalid");
+	if (opt.ws_path && opt.tls == TLS_STARTTLS)
+		fail_early("--ws: no STARTTLS over WebSocket (RFC 7395 §3.7): --tls none or direct");
 	if (opt.sasl == SASL_PLAIN && opt.tls == TLS_NONE)
 		fail_early("--sasl plain needs TLS: PLAIN sends the password as it is");
 	if ((opt.sc == SC_CHAT || opt.sc == SC_OFFLINE || opt.sc == SC_MUC) && opt.n < 2)
@@ -417,17 +436,21 @@ static void resolve_addr(void)
 
 void parse_args(int argc, char **argv)
 {
-	bool port_set = false;
+	bool port_set = false, tls_set = false;
 	int c;
 
 	set_defaults();
 	while ((c = getopt_long(argc, argv, "s:n:j:h:a:p:v", long_opts, NULL)) != -1)
-		if (!parse_seconds_opt(c) && !parse_login_opt(c, &port_set))
+		if (!parse_seconds_opt(c) && !parse_login_opt(c, &port_set, &tls_set))
 			parse_run_opt(c);
 	if (optind < argc)
 		fail_early("unexpected argument '%s'", argv[optind]);
+	if (opt.ws_path && !tls_set)
+		opt.tls = TLS_NONE;
 	if (!port_set && opt.tls == TLS_DIRECT)
-		opt.port = 5223;
+		opt.port = opt.ws_path ? 5443 : 5223;
+	else if (!port_set && opt.ws_path)
+		opt.port = 5280;
 	if (!opt.nrates) {
 		static const double def[] = { 2000, 5000, 10000, 20000, 50000, 100000 };
 

@@ -28,6 +28,8 @@ extern const char *const scenario_names[];
 struct options {
 	const char *host, *addr, *prefix, *password, *resource, *register_cmd, *scram_cache;
 	const char *room;	/* muc: the room's bare JID */
+	const char *ws_path;	/* --ws: RFC 7395 on this HTTP path; NULL: TCP */
+	const char *ws_origin;	/* --ws-origin: the Origin header, if any */
 	int port;
 	enum tls_mode tls;
 	enum sasl_choice sasl;

@@ -8,6 +8,9 @@
  * scanned in place in the bufferevent's buffer (scan.h) and drained as
  * elements are consumed.
  *
+ * With --ws the session speaks WebSocket on the same bufferevents: ws.c
+ * frames the output, reads the input, and makes the Upgrade once connected.
+ *
  * A session ends its stream itself and lets the server close the TCP
  * connection, so the TIME_WAIT stays on the server's side and this side's
  * ports come back at once.
@@ -41,6 +44,7 @@
 #include "session.h"
 #include "stream.h"
 #include "util.h"
+#include "ws.h"
 
 static SSL_CTX *ssl_ctx;
 static uint32_t closing;		/* sessions in S_CLOSING */
@@ -64,7 +68,7 @@ const char *sess_user(const struct sess *s, char *buf, size_t cap)
 	return buf;
 }
 
-void sess_write(struct sess *s, const char *p, size_t n)
+void sess_write_raw(struct sess *s, const char *p, size_t n)
 {
 	struct evbuffer *out;
 
@@ -84,6 +88,14 @@ void sess_write(struct sess *s, const char *p, size_t n)
 	}
 	if (bufferevent_write(s->bev, p, n) < 0)
 		sess_fail(s, F_INTERNAL, "out of memory queueing output");
+}
+
+void sess_write(struct sess *s, const char *p, size_t n)
+{
+	if (s->ws)
+		ws_write(s, p, n);
+	else
+		sess_write_raw(s, p, n);
 }
 
 void sess_puts(struct sess *s, const char *str)
@@ -128,6 +140,9 @@ void sess_drop(struct sess *s)
 	s->fd = -1;
 	free(s->scram);
 	s->scram = NULL;
+	free(s->ws_frag);
+	s->ws_frag = NULL;
+	s->ws_frag_len = 0;
 	if (s->state == S_CLOSING) {
 		closing--;
 		closed_check();
@@ -166,7 +181,7 @@ void sess_close(struct sess *s)
 	if (s->in_login)
 		login_finished(s, false, F_INTERNAL, "closed by the bench");
 	if (s->state >= S_HEADER)
-		sess_puts(s, "</stream:stream>");
+		sess_puts(s, s->ws ? WS_CLOSE : "</stream:stream>");
 	s->state = S_CLOSING;
 	s->t0 = now_ns();
 	closing++;
@@ -190,6 +205,10 @@ void sess_send_header(struct sess *s)
 {
 	char buf[512];
 
+	if (s->ws) {
+		ws_send_open(s);
+		return;
+	}
 	snprintf(buf, sizeof(buf), "<?xml version='1.0'?><stream:stream to='%s' "
 		 "xmlns='jabber:client' xmlns:stream='" NS_STREAMS "' version='1.0'>",
 		 opt.host);
@@ -247,6 +266,8 @@ static void sess_reset(struct sess *s)
 	s->last_h = 0;
 	s->t_ask = s->t_progress = 0;
 	memset(&s->scan, 0, sizeof(s->scan));
+	s->ws = opt.ws_path != NULL;
+	s->ws_close_sent = false;
 	s->state = S_CONNECTING;
 	s->purpose = W.purpose;
 }
@@ -343,7 +364,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		if (s->tls_on || opt.tls != TLS_DIRECT) {
-			sess_send_header(s);
+			if (s->ws)
+				ws_upgrade(s);
+			else
+				sess_send_header(s);
 			return;
 		}
 		sess_start_tls(s);
@@ -372,6 +396,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	struct sess *s = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	if (s->ws) {
+		ws_read(s, in);
+		return;
+	}
 	for (;;) {
 		size_t len = evbuffer_get_length(in), tl;
 		const char *buf, *tp;

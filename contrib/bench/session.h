@@ -1,7 +1,8 @@
 /*
  * session.h - one account's connection: the socket, TLS, the bytes in and
  * out, and the life cycle from connect() to close. What the elements mean is
- * stream.c's business (negotiation) and receive.c's (once online).
+ * stream.c's business (negotiation) and receive.c's (once online). With --ws
+ * the bytes are WebSocket frames, ws.c's business.
  *
  * Sessions live in W.s[], one slot per account of this worker, and are used
  * again for each phase (probe, registration, login). A failed session is
@@ -31,7 +32,7 @@
 #define NS_STANZAS	"urn:ietf:params:xml:ns:xmpp-stanzas"
 
 enum sstate {
-	S_FREE, S_CONNECTING, S_TLS, S_HEADER, S_STARTTLS, S_AUTH, S_REG, S_BIND, S_SESSION,
+	S_FREE, S_CONNECTING, S_TLS, S_UPGRADE, S_HEADER, S_STARTTLS, S_AUTH, S_REG, S_BIND, S_SESSION,
 	S_SM, S_ONLINE, S_CLOSING
 };
 enum purpose { P_PROBE, P_IBR, P_LOGIN };
@@ -54,9 +55,14 @@ struct sess {
 	uint32_t last_h;	/* the server's last <a h/> */
 	uint64_t t_ask, t_progress;	/* offline: our last <r/>, the last change of h */
 	struct scan scan;
+	char *ws_frag;		/* --ws: a fragmented message being gathered */
+	uint32_t ws_frag_len;
+	uint32_t ws_mask;	/* --ws: this connection's masking key */
+	unsigned char ws_key[16];	/* --ws: the Upgrade's nonce */
 	uint8_t state, purpose;
 	bool tls_on, authed, need_session, sm_offered, sm_on, in_login, missing;
 	bool fin_sent, acked;
+	bool ws, ws_close_sent;	/* --ws: RFC 7395; our close frame is out */
 };
 
 /* The TLS context and the close tracking; fatal on failure. After W.base. */
@@ -70,9 +76,12 @@ int sess_start_tls(struct sess *s);
 /* Sends the stream header: at the start and after TLS or SASL. */
 void sess_send_header(struct sess *s);
 
-/* All output goes through here (see session.c for why it may skip libevent). */
+/* All output goes through here (see session.c for why it may skip libevent):
+ * one or more whole elements (over WebSocket: exactly one, see ws.h). */
 void sess_write(struct sess *s, const char *p, size_t n);
 void sess_puts(struct sess *s, const char *str);
+/* The bytes as they are, with no framing: ws.c's way out. */
+void sess_write_raw(struct sess *s, const char *p, size_t n);
 
 /* Counts the failure (for reason r, as the first error if it is) and frees
  * the slot. */

@@ -351,7 +351,9 @@ int stream_element(struct sess *s, enum scan_ev ev, const char *p, size_t len)
 		return H_GONE;
 	}
 	if (ev == SCAN_HEADER) {
-		if (el_header(&e, p, len) < 0 || !mem_is(e.name, e.name_len, "stream")) {
+		/* over WebSocket, ws.c hands <open/> over as the header */
+		if (el_header(&e, p, len) < 0 ||
+		    !mem_is(e.name, e.name_len, s->ws ? "open" : "stream")) {
 			sess_fail(s, F_PROTOCOL, "no stream header from the server");
 			return H_GONE;
 		}
