@@ -35,6 +35,10 @@
 #                        tcp,ws each round runs both on every server (each on
 #                        a fresh process) and the table has a row per
 #                        transport. Login, idle, chat, offline, muc; --tls none
+#   --max-load L         before each run, wait (up to 10 minutes) until the
+#                        1-minute load average is below L (e.g. 0.7 on a box
+#                        shared with others); each run's JSON records the
+#                        load it started at
 #   -o FILE              raw results, one JSON object per run (default
 #                        /tmp/compare-SCENARIO-DATE.jsonl; the table goes to
 #                        the same name with .md)
@@ -139,7 +143,7 @@ TOP=$PWD
 usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; }
 
 SCEN=chat N='' ROUNDS=3 RATES='' STEP=4 MESSAGES=20000 SETTLE=22 FILES=1 SIZE=10485760
-SERVERS=parley,prosody,ejabberd TLS=none TRANSPORT=tcp KEEP=0 OUT='' EXTRA=()
+SERVERS=parley,prosody,ejabberd TLS=none TRANSPORT=tcp MAXLOAD='' KEEP=0 OUT='' EXTRA=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	chat|idle|login|offline|muc|upload) SCEN=$1; shift;;
@@ -154,6 +158,7 @@ while [ $# -gt 0 ]; do
 	--servers) SERVERS=${2:-}; shift 2 || break;;
 	--tls) TLS=${2:-}; shift 2 || break;;
 	--transport) TRANSPORT=${2:-}; shift 2 || break;;
+	--max-load) MAXLOAD=${2:-}; shift 2 || break;;
 	-o) OUT=${2:-}; shift 2 || break;;
 	--keep) KEEP=1; shift;;
 	--) shift; EXTRA=("$@"); break;;
@@ -169,6 +174,8 @@ num -n "$N"; num --files "$FILES"; num --size "$SIZE"; num --rounds "$ROUNDS"; n
 [ -n "$RATES" ] || { RATES=2000,5000,20000; [ "$SCEN" = muc ] && RATES=20,50,100; }
 [[ $RATES =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "compare.sh: bad --rates" >&2; exit 2; }
 case $TLS in none|starttls) ;; *) echo "compare.sh: --tls none|starttls" >&2; exit 2;; esac
+[ -z "$MAXLOAD" ] || [[ $MAXLOAD =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
+	{ echo "compare.sh: bad --max-load" >&2; exit 2; }
 IFS=, read -r -a TRANSPORTS <<<"$TRANSPORT"
 for t in "${TRANSPORTS[@]}"; do
 	case $t in tcp|ws) ;; *) echo "compare.sh: --transport tcp|ws|tcp,ws" >&2; exit 2;; esac
@@ -636,12 +643,26 @@ for s in "${LIST[@]}"; do
 done
 [ ${#READY[@]} -gt 0 ] || die "no server is ready"
 
+load1() { cut -d' ' -f1 /proc/loadavg; }
+quiet() {	# --max-load: until the 1-minute load is below it (10 minutes at most)
+	[ -n "$MAXLOAD" ] || return 0
+	local i
+	for i in $(seq 1 120); do
+		awk -v l="$(load1)" -v m="$MAXLOAD" 'BEGIN { exit !(l < m) }' && return 0
+		[ "$i" = 1 ] && say "waiting for the load ($(load1)) to fall below $MAXLOAD"
+		sleep 5
+	done
+	say "the load is still $(load1): running anyway"
+}
+
 # ---- the rounds: A B C A B C ... (each server over each transport) ----
 for r in $(seq 1 "$ROUNDS"); do
 	for s in "${READY[@]}"; do
 	for t in "${TRANSPORTS[@]}"; do
 		say "round $r/$ROUNDS: $SCEN, $s over $t"
 		o=$T/run-$s-$t-$r.json
+		quiet
+		L0=$(load1)
 		if start "$s"; then
 			sleep 2	# let the fresh process settle before the baseline
 			targs=()
@@ -661,9 +682,10 @@ for r in $(seq 1 "$ROUNDS"); do
 		python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
 e = {"server": sys.argv[2], "version": sys.argv[3], "round": int(sys.argv[4]),
-     "compare_scenario": sys.argv[5], "compare_transport": sys.argv[6]}
+     "compare_scenario": sys.argv[5], "compare_transport": sys.argv[6],
+     "load_1min_at_start": float(sys.argv[7])}
 e.update(d)
-print(json.dumps(e))' "$o" "$s" "$(version "$s")" "$r" "$SCEN" "$t" >>"$OUT"
+print(json.dumps(e))' "$o" "$s" "$(version "$s")" "$r" "$SCEN" "$t" "$L0" >>"$OUT"
 		sleep 1
 	done
 	done

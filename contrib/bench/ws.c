@@ -6,9 +6,10 @@
  * default namespace from), so a top-level element written without its xmlns
  * gets xmlns='jabber:client' here: the bench writes a namespaced element's
  * xmlns right after its name, so any other is a stanza. Prosody refuses a
- * stanza without it (unsupported-stanza-type). The masking key is drawn once per connection, not per frame: the
- * key is there to stop cache poisoning through proxies that a loopback bench
- * does not have, and the servers cannot tell. Header and masked payload are
+ * stanza without it (unsupported-stanza-type). The masking key is drawn once
+ * per connection, not per frame: the key is there to stop cache poisoning
+ * through proxies that a loopback bench does not have, and the servers
+ * cannot tell. Header and masked payload are
  * built in one buffer and go out by the session's own write, so a frame costs
  * one send() like a TCP stanza.
  *
