@@ -20,6 +20,8 @@
 #include "server.h"
 
 #define HOST_MAX 255
+#define REL_WS "urn:xmpp:alt-connections:websocket"
+#define REL_BOSH "urn:xmpp:alt-connections:xbosh"
 
 /* Whether the Host header is a plain host[:port] (it goes into the answer). */
 static bool host_ok(const char *h)
@@ -81,61 +83,48 @@ static bool method_ok(struct http_request *r)
 	return true;
 }
 
-static void xrd(struct http_request *r, void *arg)
+/* One answer for both documents: arg says which (XRD or JSON). */
+static void answer(struct http_request *r, void *arg)
 {
+	bool is_json = arg != NULL;
 	char ws[512], bosh[512], body[1400];
 	bool has_ws, has_bosh;
 	int n;
 
-	(void)arg;
 	if (!method_ok(r))
 		return;
 	has_ws = url_of(r, &server.cfg->websocket, true, ws, sizeof(ws));
 	has_bosh = url_of(r, &server.cfg->bosh, false, bosh, sizeof(bosh));
-	n = snprintf(body, sizeof(body), "<?xml version='1.0' encoding='utf-8'?>\n"
-		     "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n%s%s%s%s%s%s"
-		     "</XRD>\n",
-		     has_ws ? "  <Link rel='urn:xmpp:alt-connections:websocket' href='" : "",
-		     has_ws ? ws : "", has_ws ? "'/>\n" : "",
-		     has_bosh ? "  <Link rel='urn:xmpp:alt-connections:xbosh' href='" : "",
-		     has_bosh ? bosh : "", has_bosh ? "'/>\n" : "");
+	/* the URLs have no quote, backslash or angle bracket (config.c, host_ok) */
+	if (is_json)
+		n = snprintf(body, sizeof(body), "{\"links\":[%s%s%s%s%s%s%s]}\n",
+			     has_ws ? "{\"rel\":\"" REL_WS "\",\"href\":\"" : "",
+			     has_ws ? ws : "", has_ws ? "\"}" : "", has_ws && has_bosh ? "," : "",
+			     has_bosh ? "{\"rel\":\"" REL_BOSH "\",\"href\":\"" : "",
+			     has_bosh ? bosh : "", has_bosh ? "\"}" : "");
+	else
+		n = snprintf(body, sizeof(body), "<?xml version='1.0' encoding='utf-8'?>\n"
+			     "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n"
+			     "%s%s%s%s%s%s</XRD>\n",
+			     has_ws ? "  <Link rel='" REL_WS "' href='" : "", has_ws ? ws : "",
+			     has_ws ? "'/>\n" : "",
+			     has_bosh ? "  <Link rel='" REL_BOSH "' href='" : "",
+			     has_bosh ? bosh : "", has_bosh ? "'/>\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(body)) {
 		http_respond(r, 500, "text/plain; charset=utf-8", "too long\n", 9);
 		return;
 	}
 	cors(r);
-	http_respond(r, 200, "application/xrd+xml; charset=utf-8", body, (size_t)n);
-}
-
-static void json(struct http_request *r, void *arg)
-{
-	char ws[512], bosh[512], body[1400];
-	bool has_ws, has_bosh;
-	int n;
-
-	(void)arg;
-	if (!method_ok(r))
-		return;
-	has_ws = url_of(r, &server.cfg->websocket, true, ws, sizeof(ws));
-	has_bosh = url_of(r, &server.cfg->bosh, false, bosh, sizeof(bosh));
-	/* the URLs have no quote or backslash (config.c, host_ok) */
-	n = snprintf(body, sizeof(body), "{\"links\":[%s%s%s%s%s%s%s]}\n",
-		     has_ws ? "{\"rel\":\"urn:xmpp:alt-connections:websocket\",\"href\":\"" : "",
-		     has_ws ? ws : "", has_ws ? "\"}" : "", has_ws && has_bosh ? "," : "",
-		     has_bosh ? "{\"rel\":\"urn:xmpp:alt-connections:xbosh\",\"href\":\"" : "",
-		     has_bosh ? bosh : "", has_bosh ? "\"}" : "");
-	if (n < 0 || (size_t)n >= sizeof(body)) {
-		http_respond(r, 500, "text/plain; charset=utf-8", "too long\n", 9);
-		return;
-	}
-	cors(r);
-	http_respond(r, 200, "application/json", body, (size_t)n);
+	http_respond(r, 200, is_json ? "application/json" : "application/xrd+xml; charset=utf-8",
+		     body, (size_t)n);
 }
 
 int hostmeta_init(void)
 {
-	if (http_route("/.well-known/host-meta", false, xrd, NULL) < 0 ||
-	    http_route("/.well-known/host-meta.json", false, json, NULL) < 0)
+	static int json;
+
+	if (http_route("/.well-known/host-meta", false, answer, NULL) < 0 ||
+	    http_route("/.well-known/host-meta.json", false, answer, &json) < 0)
 		return -1;
 	return 0;
 }

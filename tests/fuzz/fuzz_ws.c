@@ -4,7 +4,7 @@
  * stanza-size check on fragments, one element per message, <open/> and
  * <close/>, the queue of messages read while the client stream waits.
  *
- * The first byte picks when the (stubbed) client stream pauses and resumes,
+ * The first byte picks when the stand-in client stream pauses and resumes,
  * the second where the input is split into two reads. What must hold: no
  * crash, no leak, no element delivered after a framing error or the end,
  * every delivered element whole, nothing delivered while paused.
@@ -26,7 +26,7 @@ struct server server;
 static struct config cfg;
 static struct evbuffer *input;
 
-/* ---- the client stream, stubbed: it records and sometimes waits ---- */
+/* ---- a stand-in client stream: it records and sometimes waits ---- */
 
 struct c2s {
 	struct ws *w;
@@ -89,7 +89,7 @@ void c2s_heard(struct c2s *c) { (void)c; }
 bool c2s_blocked(const struct c2s *c) { return c->closed || c->paused; }
 void c2s_gone(struct c2s *c, const char *reason, bool lost) { (void)c, (void)reason, (void)lost; }
 
-/* ---- the connection and HTTP, stubbed ---- */
+/* ---- stand-ins for the connection and HTTP: no socket in a fuzz run ---- */
 
 struct conn { int dummy; };
 static struct conn the_conn;
