@@ -462,7 +462,185 @@ static const struct attr_spec limits_attrs[] = {
 	{ 0 },
 };
 
-/* <listen type="c2s" address="::" port="5222" tls="starttls" secret="..."/> */
+/* <s2s .../>: federation and its policy */
+static int a_s2s_bool(struct value_ctx *v, void *t)
+{
+	struct config_s2s *s = &((struct config *)t)->s2s;
+
+	return web_bool(v, !strcmp(v->attr, "enabled") ? &s->enabled :
+			!strcmp(v->attr, "secure-auth") ? &s->secure_auth : &s->stream_mgmt);
+}
+/* A space-separated list of domains, each checked and nameprep'd. */
+static int domain_list(struct value_ctx *v, char **dst)
+{
+	char *out = calloc(1, strlen(v->value) * 4 + 2);	/* nameprep may grow it */
+	size_t used = 0;
+	int rc = 0;
+
+	if (!out)
+		return -1;
+	for (const char *p = v->value; *p && rc == 0;) {
+		char word[JID_PART_MAX + 1], prepped[JID_PART_MAX + 1];
+		const char *err = NULL;
+		size_t k;
+
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		k = strcspn(p, " \t\n");
+		if (!k)
+			break;
+		if (k > JID_PART_MAX || (memcpy(word, p, k), word[k] = '\0',
+		    jid_nameprep(word, prepped, sizeof(prepped), &err) < 0)) {
+			problem(v->ld, v->el->line, "<%s %s>: \"%.*s\" is not a domain name",
+				v->el->name, v->attr, (int)(k > 200 ? 200 : k), p);
+			rc = -1;
+			break;
+		}
+		used += (size_t)sprintf(out + used, "%s%s", used ? " " : "", prepped);
+		p += k;
+	}
+	if (rc < 0) {
+		free(out);
+		return -1;
+	}
+	free(*dst);
+	*dst = out;
+	return 0;
+}
+static int a_s2s_list(struct value_ctx *v, void *t)
+{
+	struct config_s2s *s = &((struct config *)t)->s2s;
+
+	return domain_list(v, !strcmp(v->attr, "allow") ? &s->allow :
+			   !strcmp(v->attr, "deny") ? &s->deny : &s->insecure_domains);
+}
+static int a_s2s_ca_file(struct value_ctx *v, void *t)
+{
+	return set_path(v, &((struct config *)t)->s2s.ca_file, true);
+}
+static int a_s2s_ca_path(struct value_ctx *v, void *t)
+{
+	return set_path(v, &((struct config *)t)->s2s.ca_path, true);
+}
+#define S2S_ATTR(fname, min, max, suffixes)					\
+	static int a_s2s_##fname(struct value_ctx *v, void *t)			\
+	{									\
+		unsigned long long n;						\
+		if (parse_uint(v, (min), (max), (suffixes), &n) < 0)		\
+			return -1;						\
+		((struct config *)t)->s2s.fname = (unsigned)n;			\
+		return 0;							\
+	}
+S2S_ATTR(connect_timeout, 1, 600, "s")
+S2S_ATTR(idle_timeout, 10, 86400 * 7, "s")
+S2S_ATTR(queue, 1, 1000000, NULL)
+S2S_ATTR(retry_max, 1, 86400, "s")
+static const struct attr_spec s2s_attrs[] = {
+	{ "enabled", a_s2s_bool, false }, { "secure-auth", a_s2s_bool, false },
+	{ "stream-management", a_s2s_bool, false },
+	{ "insecure-domains", a_s2s_list, false }, { "allow", a_s2s_list, false },
+	{ "deny", a_s2s_list, false }, { "ca-file", a_s2s_ca_file, false },
+	{ "ca-path", a_s2s_ca_path, false },
+	{ "connect-timeout", a_s2s_connect_timeout, false },
+	{ "idle-timeout", a_s2s_idle_timeout, false }, { "queue", a_s2s_queue, false },
+	{ "retry-max", a_s2s_retry_max, false }, { 0 },
+};
+
+bool config_list_has(const char *list, const char *domain)
+{
+	size_t n = strlen(domain);
+
+	for (const char *p = list; p && *p;) {
+		size_t k;
+
+		while (*p == ' ')
+			p++;
+		k = strcspn(p, " ");
+		if (k == n && strncasecmp(p, domain, n) == 0)
+			return true;
+		p += k;
+	}
+	return false;
+}
+
+bool config_s2s_allowed(const struct config_s2s *s, const char *domain)
+{
+	if (!s->enabled || config_list_has(s->deny, domain))
+		return false;
+	return !s->allow || config_list_has(s->allow, domain);
+}
+
+/* <dns servers="127.0.0.1:5353" timeout="2000" tries="3"/> */
+static int a_dns_servers(struct value_ctx *v, void *t)
+{
+	struct config_dns *d = &((struct config *)t)->dns;
+
+	/* c-ares parses the list itself at start (dns_init reports its verdict);
+	 * here only what cannot be a list of addresses. */
+	if (!*v->value || strlen(v->value) > 1000 ||
+	    strspn(v->value, "0123456789abcdefABCDEF.:[], ") != strlen(v->value)) {
+		problem(v->ld, v->el->line, "<dns servers=\"%.200s\">: a comma-separated list "
+			"of addresses, each with an optional port: \"127.0.0.1:5353,[::1]:53\"",
+			v->value);
+		return -1;
+	}
+	free(d->servers);
+	d->servers = NULL;
+	return set_string(v, &d->servers);
+}
+static int a_dns_timeout(struct value_ctx *v, void *t)
+{
+	unsigned long long n;
+
+	if (parse_uint(v, 100, 60000, NULL, &n) < 0)
+		return -1;
+	((struct config *)t)->dns.timeout_ms = (unsigned)n;
+	return 0;
+}
+static int a_dns_tries(struct value_ctx *v, void *t)
+{
+	unsigned long long n;
+
+	if (parse_uint(v, 1, 10, NULL, &n) < 0)
+		return -1;
+	((struct config *)t)->dns.tries = (unsigned)n;
+	return 0;
+}
+static const struct attr_spec dns_attrs[] = {
+	{ "servers", a_dns_servers, false }, { "timeout", a_dns_timeout, false },
+	{ "tries", a_dns_tries, false }, { 0 },
+};
+
+/* <component domain="bot.example.com" secret="..."/> */
+static int a_component_domain(struct value_ctx *v, void *t)
+{
+	struct config_component *c = t;
+	char prepped[JID_PART_MAX + 1];
+	const char *err = NULL;
+
+	if (jid_nameprep(v->value, prepped, sizeof(prepped), &err) < 0) {
+		problem(v->ld, v->el->line, "<component domain=\"%s\">: %s", v->value,
+			err ? err : "not a valid domain name");
+		return -1;
+	}
+	free(c->domain);
+	c->domain = strdup(prepped);
+	return c->domain ? 0 : -1;
+}
+static int a_component_secret(struct value_ctx *v, void *t)
+{
+	if (!*v->value) {
+		problem(v->ld, v->el->line, "<component secret>: must not be empty");
+		return -1;
+	}
+	return set_string(v, &((struct config_component *)t)->secret);
+}
+static const struct attr_spec component_attrs[] = {
+	{ "domain", a_component_domain, true }, { "secret", a_component_secret, true },
+	{ 0 },
+};
+
+/* <listen type="c2s" address="::" port="5222" tls="starttls"/> */
 static const char *const listener_names[] = {
 	[LISTEN_C2S] = "c2s", [LISTEN_S2S] = "s2s", [LISTEN_HTTP] = "http",
 	[LISTEN_COMPONENT] = "component",
@@ -521,9 +699,13 @@ static int a_listen_tls(struct value_ctx *v, void *t)
 		"optional or direct)", v->value);
 	return -1;
 }
+/* The secret moved to each <component>: an old file is told where. */
 static int a_listen_secret(struct value_ctx *v, void *t)
 {
-	return set_string(v, &((struct config_listener *)t)->secret);
+	(void)t;
+	problem(v->ld, v->el->line, "<listen secret>: each component has its own secret now: "
+		"write <component domain=\"...\" secret=\"...\"/> instead");
+	return -1;
 }
 static int a_listen_admin(struct value_ctx *v, void *t)
 {
@@ -665,6 +847,44 @@ static int load_host(struct loader *ld, const struct xml_node *el)
 	return rc;
 }
 
+static int load_component(struct loader *ld, const struct xml_node *el)
+{
+	struct config *cfg = ld->cfg;
+	struct config_component *c, *grown;
+	int rc = 0;
+
+	grown = realloc(cfg->components, (cfg->ncomponents + 1) * sizeof(*grown));
+	if (!grown)
+		return -1;
+	cfg->components = grown;
+	c = &cfg->components[cfg->ncomponents++];
+	memset(c, 0, sizeof(*c));
+	c->line = el->line;
+	if (check_attrs(ld, el, component_attrs, c) < 0 || no_text(ld, el) < 0)
+		rc = -1;
+	if (xml_child(el, NULL, NULL)) {
+		problem(ld, el->line, "<component>: takes no child elements");
+		rc = -1;
+	}
+	for (size_t i = 0; c->domain && i + 1 < cfg->ncomponents; i++) {
+		if (cfg->components[i].domain && !strcmp(cfg->components[i].domain, c->domain)) {
+			problem(ld, el->line, "<component domain=\"%s\">: already defined at "
+				"line %u", c->domain, cfg->components[i].line);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+const struct config_component *config_component_find(const struct config *cfg,
+						     const char *domain)
+{
+	for (size_t i = 0; i < cfg->ncomponents; i++)
+		if (cfg->components[i].domain && !strcmp(cfg->components[i].domain, domain))
+			return &cfg->components[i];
+	return NULL;
+}
+
 static int load_listener(struct loader *ld, const struct xml_node *el)
 {
 	struct config *cfg = ld->cfg;
@@ -698,14 +918,6 @@ static int load_listener(struct loader *ld, const struct xml_node *el)
 	}
 	if (rc < 0)
 		return rc;
-	if (l->type == LISTEN_COMPONENT && !l->secret) {
-		problem(ld, el->line, "<listen type=\"component\">: a \"secret\" is required");
-		rc = -1;
-	}
-	if (l->type != LISTEN_COMPONENT && l->secret) {
-		problem(ld, el->line, "<listen>: \"secret\" is only for type=\"component\"");
-		rc = -1;
-	}
 	if (l->type != LISTEN_HTTP && l->admin) {
 		problem(ld, el->line, "<listen>: \"admin\" is only for type=\"http\"");
 		rc = -1;
@@ -735,7 +947,8 @@ struct section {
 static const struct section sections[] = {
 	{ "log", log_attrs }, { "control", control_attrs }, { "modules", modules_attrs },
 	{ "tls", tls_attrs }, { "database", database_attrs }, { "limits", limits_attrs },
-	{ "websocket", websocket_attrs }, { "bosh", bosh_attrs },
+	{ "websocket", websocket_attrs }, { "bosh", bosh_attrs }, { "s2s", s2s_attrs },
+	{ "dns", dns_attrs },
 };
 
 static void config_defaults(struct config *cfg)
@@ -760,6 +973,16 @@ static void config_defaults(struct config *cfg)
 		.max_pause = 120,
 		.polling = 2,
 	};
+	cfg->s2s = (struct config_s2s){
+		.enabled = true,
+		.secure_auth = true,
+		.stream_mgmt = true,
+		.connect_timeout = 30,
+		.idle_timeout = 600,
+		.queue = 1000,
+		.retry_max = 300,
+	};
+	cfg->dns = (struct config_dns){ .timeout_ms = 2000, .tries = 3 };
 }
 
 static char *read_file(struct loader *ld, size_t *lenp)
@@ -855,12 +1078,17 @@ struct config *config_load(const char *path, struct config_errors *errs)
 			load_listener(&ld, el);
 			continue;
 		}
+		if (strcmp(el->name, "component") == 0) {
+			load_component(&ld, el);
+			continue;
+		}
 		for (i = 0; i < sizeof(sections) / sizeof(*sections); i++)
 			if (strcmp(el->name, sections[i].name) == 0)
 				break;
 		if (i == sizeof(sections) / sizeof(*sections)) {
-			problem(&ld, el->line, "unknown element <%s> (expected host, listen, log, "
-				"control, modules, tls, database or limits)", el->name);
+			problem(&ld, el->line, "unknown element <%s> (expected host, listen, "
+				"component, log, control, modules, tls, database, limits, "
+				"websocket, bosh, s2s or dns)", el->name);
 			continue;
 		}
 		if (seen_line[i]) {
@@ -869,6 +1097,8 @@ struct config *config_load(const char *path, struct config_errors *errs)
 			continue;
 		}
 		seen_line[i] = el->line;
+		if (strcmp(el->name, "s2s") == 0)
+			ld.cfg->s2s.line = el->line;
 		check_attrs(&ld, el, sections[i].attrs, ld.cfg);
 		no_text(&ld, el);
 		if (xml_child(el, NULL, NULL))
@@ -903,6 +1133,13 @@ struct config *config_load(const char *path, struct config_errors *errs)
 	if (strcmp(ld.cfg->websocket.path, ld.cfg->bosh.path) == 0)
 		problem(&ld, 0, "<websocket> and <bosh> have the same path %s",
 			ld.cfg->bosh.path);
+	for (size_t i = 0; i < ld.cfg->ncomponents; i++) {
+		const struct config_component *c = &ld.cfg->components[i];
+
+		if (c->domain && config_host_find(ld.cfg, c->domain))
+			problem(&ld, c->line, "<component domain=\"%s\">: that domain is a "
+				"<host>", c->domain);
+	}
 	if (errs->count)
 		goto fail;
 	xml_unref(root);
@@ -938,10 +1175,19 @@ void config_free(struct config *cfg)
 		free(h->key);
 	}
 	free(cfg->hosts);
-	for (size_t i = 0; i < cfg->nlisteners; i++) {
+	for (size_t i = 0; i < cfg->nlisteners; i++)
 		free(cfg->listeners[i].address);
-		free(cfg->listeners[i].secret);
+	for (size_t i = 0; i < cfg->ncomponents; i++) {
+		free(cfg->components[i].domain);
+		free(cfg->components[i].secret);
 	}
+	free(cfg->components);
+	free(cfg->s2s.insecure_domains);
+	free(cfg->s2s.allow);
+	free(cfg->s2s.deny);
+	free(cfg->s2s.ca_file);
+	free(cfg->s2s.ca_path);
+	free(cfg->dns.servers);
 	free(cfg->listeners);
 	free(cfg->path);
 	free(cfg->log_file);

@@ -35,7 +35,6 @@ struct config_listener {
 	char *address;		/* "::", "0.0.0.0", "127.0.0.1", ... */
 	unsigned port;
 	enum tls_mode tls;
-	char *secret;		/* component listeners: the shared secret */
 	bool admin;		/* http: also serves /metrics and /health */
 	unsigned line;
 };
@@ -81,6 +80,36 @@ struct config_web {
 	unsigned max_wait, max_hold, max_requests, max_inactivity, max_pause, polling;
 };
 
+/* <s2s/>: federation (RFC 6120 server-to-server streams) and its policy. */
+struct config_s2s {
+	bool enabled;			/* false: no federation at all */
+	bool secure_auth;		/* peers must present a valid certificate */
+	bool stream_mgmt;		/* XEP-0198 on s2s streams where offered */
+	char *insecure_domains;		/* space-separated: dialback without a valid cert */
+	char *allow;			/* space-separated: only these domains; NULL: any */
+	char *deny;			/* space-separated: never these domains */
+	char *ca_file, *ca_path;	/* trust anchors; NULL: the system's */
+	unsigned connect_timeout;	/* seconds to an authenticated outgoing stream */
+	unsigned idle_timeout;		/* seconds without a stanza before closing */
+	unsigned queue;			/* stanzas waiting per remote domain */
+	unsigned retry_max;		/* the longest back-off between attempts, seconds */
+	unsigned line;			/* of <s2s>, 0 when absent */
+};
+
+/* <dns/>: where c-ares sends its queries. */
+struct config_dns {
+	char *servers;			/* "127.0.0.1:5353,[::1]:53"; NULL: resolv.conf */
+	unsigned timeout_ms;		/* per query and server */
+	unsigned tries;
+};
+
+/* <component domain secret/>: an external component (XEP-0114). */
+struct config_component {
+	char *domain;			/* prepared */
+	char *secret;
+	unsigned line;
+};
+
 struct config {
 	char *path;
 	/* <log> */
@@ -99,6 +128,10 @@ struct config {
 	/* <limits> */
 	struct config_limits limits;
 	struct config_web websocket, bosh;
+	struct config_s2s s2s;
+	struct config_dns dns;
+	struct config_component *components;
+	size_t ncomponents;
 	struct config_listener *listeners;
 	size_t nlisteners;
 	struct config_host *hosts;
@@ -127,5 +160,14 @@ const char *config_tls_mode_name(enum tls_mode m);
 /* Whether origin (an Origin header's value; NULL when none was sent) is one
  * the transport accepts. */
 bool config_origin_allowed(const struct config_web *w, const char *origin);
+/* Whether the domain is a word of list (space-separated; NULL: in none).
+ * Case-insensitive: list entries are domains. */
+bool config_list_has(const char *list, const char *domain);
+/* Whether the s2s policy lets us talk to the domain at all (enabled, allow,
+ * deny). */
+bool config_s2s_allowed(const struct config_s2s *s, const char *domain);
+/* A component of the config by domain, or NULL. */
+const struct config_component *config_component_find(const struct config *cfg,
+						     const char *domain);
 
 #endif

@@ -94,7 +94,8 @@ static void test_valid(void **state)
 		"  <limits stanza-size='64k' connections-per-ip='10' idle-timeout='5m'/>\n"
 		"  <listen type='c2s' port='5222'/>\n"
 		"  <listen type='c2s' address='127.0.0.1' port='5223' tls='direct'/>\n"
-		"  <listen type='component' address='127.0.0.1' port='5347' secret='s'/>\n"
+		"  <listen type='component' address='127.0.0.1' port='5347'/>"
+		"<component domain='Bot.Example' secret='s'/>\n"
 		"  <host name='Example.COM'>\n"
 		"    <module name='ping' interval='60'/>\n"
 		"    <module name='disco'/>\n"
@@ -119,7 +120,10 @@ static void test_valid(void **state)
 	assert_int_equal(cfg->listeners[0].tls, TLS_STARTTLS);	/* default for c2s */
 	assert_int_equal(cfg->listeners[1].tls, TLS_DIRECT);
 	assert_int_equal(cfg->listeners[2].type, LISTEN_COMPONENT);
-	assert_string_equal(cfg->listeners[2].secret, "s");
+	assert_int_equal(cfg->ncomponents, 1);
+	assert_string_equal(cfg->components[0].domain, "bot.example");
+	assert_string_equal(cfg->components[0].secret, "s");
+	assert_ptr_equal(config_component_find(cfg, "bot.example"), &cfg->components[0]);
 	assert_int_equal(cfg->nhosts, 2);
 	assert_string_equal(cfg->hosts[0].name, "example.com");	/* nameprep'd */
 	assert_int_equal(cfg->hosts[0].nmodules, 2);
@@ -150,7 +154,7 @@ static void test_every_error_with_its_line(void **state)
 		"  <listen type='c2s' port='70000'/>\n"		/* 5 */
 		"  <listen type='xmpp' port='5222'/>\n"		/* 6 */
 		"  <listen type='c2s' address='example.com' port='1'/>\n"	/* 7 */
-		"  <listen type='component' port='5347'/>\n"	/* 8 */
+		"  <listen type='component' port='5347' secret='x'/>\n"	/* 8 */
 		"  <bogus/>\n"					/* 9 */
 		"  <host name='a.example' colour='red'/>\n"	/* 10 */
 		"  <host name='A.example'/>\n"			/* 11 */
@@ -169,7 +173,7 @@ static void test_every_error_with_its_line(void **state)
 	assert_error(&errs, path, 5, "between 1 and 65535");
 	assert_error(&errs, path, 6, "unknown type");
 	assert_error(&errs, path, 7, "not an IPv4 or IPv6 address");
-	assert_error(&errs, path, 8, "secret");
+	assert_error(&errs, path, 8, "<component domain=");
 	assert_error(&errs, path, 9, "unknown element <bogus>");
 	assert_error(&errs, path, 10, "unknown attribute \"colour\"");
 	assert_error(&errs, path, 11, "already defined at line 10");
@@ -253,6 +257,77 @@ static void test_duplicate_listener_and_text(void **state)
 }
 
 /* <websocket> and <bosh>: defaults, values, and each refusal with its line. */
+static void test_s2s_dns_components(void **state)
+{
+	struct config_errors errs;
+	char *path;
+	struct config *cfg = load(
+		"<parley>\n"
+		"  <database conninfo='x'/>\n"
+		"  <host name='a.example'/>\n"
+		"</parley>\n", &errs, NULL);
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_true(cfg->s2s.enabled && cfg->s2s.secure_auth && cfg->s2s.stream_mgmt);
+	assert_int_equal(cfg->s2s.queue, 1000);
+	assert_int_equal(cfg->s2s.connect_timeout, 30);
+	assert_null(cfg->dns.servers);
+	assert_int_equal(cfg->dns.tries, 3);
+	assert_true(config_s2s_allowed(&cfg->s2s, "any.example"));
+	assert_int_equal(cfg->ncomponents, 0);
+	config_free(cfg);
+
+	cfg = load("<parley>\n"
+		   "  <database conninfo='x'/>\n"
+		   "  <s2s secure-auth='false' allow='B.example  c.example' deny='c.example'\n"
+		   "       insecure-domains='old.example' queue='10' connect-timeout='5s'\n"
+		   "       idle-timeout='2m' retry-max='60'/>\n"
+		   "  <dns servers='127.0.0.1:5353,[::1]:53' timeout='500' tries='1'/>\n"
+		   "  <host name='a.example'/>\n"
+		   "  <component domain='gw.a.example' secret='s1'/>\n"
+		   "  <component domain='bot.example' secret='s2'/>\n"
+		   "</parley>\n", &errs, NULL);
+	for (size_t i = 0; i < errs.count; i++)
+		print_error("%s\n", errs.msgs[i]);
+	assert_non_null(cfg);
+	assert_false(cfg->s2s.secure_auth);
+	assert_true(config_s2s_allowed(&cfg->s2s, "b.example"));
+	assert_false(config_s2s_allowed(&cfg->s2s, "c.example"));	/* deny wins */
+	assert_false(config_s2s_allowed(&cfg->s2s, "d.example"));	/* not allowed */
+	assert_true(config_list_has(cfg->s2s.insecure_domains, "OLD.example"));
+	assert_false(config_list_has(cfg->s2s.insecure_domains, "ld.example"));
+	assert_int_equal(cfg->s2s.queue, 10);
+	assert_int_equal(cfg->s2s.connect_timeout, 5);
+	assert_int_equal(cfg->s2s.idle_timeout, 120);
+	assert_string_equal(cfg->dns.servers, "127.0.0.1:5353,[::1]:53");
+	assert_int_equal(cfg->dns.timeout_ms, 500);
+	assert_int_equal(cfg->ncomponents, 2);
+	assert_string_equal(config_component_find(cfg, "bot.example")->secret, "s2");
+	config_free(cfg);
+
+	cfg = load("<parley>\n"
+		   "  <database conninfo='x'/>\n"
+		   "  <s2s enabled='no' deny='a..b' queue='0'/>\n"
+		   "  <dns servers='resolver.example'/>\n"
+		   "  <host name='a.example'/>\n"
+		   "  <component domain='a.example' secret='s'/>\n"
+		   "  <component domain='b.example'/>\n"
+		   "  <component domain='c.example' secret='x'/><component domain='C.example' "
+		   "secret='y'/>\n"
+		   "</parley>\n", &errs, &path);
+	assert_null(cfg);
+	assert_error(&errs, path, 3, "<s2s enabled=\"no\">: true or false");
+	assert_error(&errs, path, 3, "\"a..b\" is not a domain name");
+	assert_error(&errs, path, 3, "queue");
+	assert_error(&errs, path, 4, "<dns servers=\"resolver.example\">");
+	assert_error(&errs, path, 6, "that domain is a <host>");
+	assert_error(&errs, path, 7, "\"secret\" is required");
+	assert_error(&errs, path, 8, "already defined at line 8");
+	free(path);
+	config_errors_free(&errs);
+}
+
 static void test_web_transports(void **state)
 {
 	struct config_errors errs;
@@ -334,6 +409,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_root_and_missing_file),
 		cmocka_unit_test(test_duplicate_listener_and_text),
 		cmocka_unit_test(test_web_transports),
+		cmocka_unit_test(test_s2s_dns_components),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
