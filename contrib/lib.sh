@@ -6,7 +6,7 @@ PARLEY_BUILD_PKGS="build-essential autoconf automake libtool pkg-config
 	libexpat1-dev libevent-dev libssl-dev libc-ares-dev libpq-dev libidn-dev
 	libwslay-dev libhttp-parser-dev postgresql-15 openssl ca-certificates"
 PARLEY_TEST_PKGS="libcmocka-dev libstrophe-dev clang valgrind python3 python3-slixmpp
-	python3-aiohttp nodejs npm"
+	python3-aiohttp nodejs npm dnsmasq-base"
 PG_BIN=/usr/lib/postgresql/15/bin
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

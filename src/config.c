@@ -1099,6 +1099,8 @@ struct config *config_load(const char *path, struct config_errors *errs)
 		seen_line[i] = el->line;
 		if (strcmp(el->name, "s2s") == 0)
 			ld.cfg->s2s.line = el->line;
+		if (strcmp(el->name, "dns") == 0)
+			ld.cfg->dns.line = el->line;
 		check_attrs(&ld, el, sections[i].attrs, ld.cfg);
 		no_text(&ld, el);
 		if (xml_child(el, NULL, NULL))

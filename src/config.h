@@ -101,6 +101,7 @@ struct config_dns {
 	char *servers;			/* "127.0.0.1:5353,[::1]:53"; NULL: resolv.conf */
 	unsigned timeout_ms;		/* per query and server */
 	unsigned tries;
+	unsigned line;			/* of <dns>, 0 when absent */
 };
 
 /* <component domain secret/>: an external component (XEP-0114). */

@@ -23,6 +23,7 @@
 #include "conn.h"
 #include "ctl.h"
 #include "db.h"
+#include "dns.h"
 #include "http.h"
 #include "http_admin.h"
 #include "hostmeta.h"
@@ -143,9 +144,9 @@ static bool opt_debug;
 
 /*
  * What the config names must also work: certificates that load and match their
- * keys, modules that exist with valid options. Problems print like config
- * errors. The modules are opened and their options checked here, but loaded
- * only once the database pool they may use exists.
+ * keys, DNS servers that c-ares takes, modules that exist with valid options.
+ * Problems print like config errors. The modules are opened and their options
+ * checked here, but loaded only once the database pool they may use exists.
  */
 static int check_runtime(const struct config *cfg, bool check_only)
 {
@@ -154,14 +155,18 @@ static int check_runtime(const struct config *cfg, bool check_only)
 
 	if (tls_init(cfg, &errs) < 0)
 		rc = -1;
+	if (dns_init(cfg, &errs) < 0)
+		rc = -1;
 	if (vhosts_init(cfg, true, &errs) < 0)
 		rc = -1;
 	vhosts_free();
 	for (size_t i = 0; i < errs.count; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
 	config_errors_free(&errs);
-	if (check_only || rc < 0)
+	if (check_only || rc < 0) {
+		dns_free();
 		tls_free();
+	}
 	return rc;
 }
 
@@ -227,6 +232,12 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 			 "next restart");
 	if (cfg->nlisteners != server.cfg->nlisteners)
 		log_warn("parleyd", "listeners changed: they take effect at the next "
+			 "restart");
+	if (!cfg->dns.servers != !server.cfg->dns.servers ||
+	    (cfg->dns.servers && strcmp(cfg->dns.servers, server.cfg->dns.servers) != 0) ||
+	    cfg->dns.timeout_ms != server.cfg->dns.timeout_ms ||
+	    cfg->dns.tries != server.cfg->dns.tries)
+		log_warn("parleyd", "DNS settings changed: they take effect at the next "
 			 "restart");
 	/* Keep the running config for what did not reload; take the log settings. */
 	free(server.cfg->log_file);
@@ -346,6 +357,8 @@ out:
 	http_admin_shutdown();
 	sm_unbind_all("server stopped");
 	stanza_id_free();
+	/* After whatever holds a query (s2s): none of their callbacks runs now. */
+	dns_free();
 	/* Pending queries answer (with errors) while the modules are still loaded. */
 	db_free(server.db);
 	server.db = NULL;
