@@ -23,12 +23,20 @@ pg_createdb parley
 CONNINFO="$PG_CONNINFO_BASE dbname=parley"
 
 make_cert "$VAR" "$HOST"
+# The example component's secret (bot.$HOST), made once and kept in var/ like
+# the test account's password, so a rewritten config keeps it.
+if [ ! -f "$VAR/component-secret.txt" ]; then
+	(umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' | head -c 20 \
+		>"$VAR/component-secret.txt")
+fi
+COMPONENT_SECRET=$(cat "$VAR/component-secret.txt")
 # Rewritten when the template is newer or the database moved to another port.
 if [ ! -f "$VAR/parley.xml" ] || [ contrib/quickstart.xml.in -nt "$VAR/parley.xml" ] ||
 	! grep -qF "$CONNINFO" "$VAR/parley.xml"; then
 	say "writing $VAR/parley.xml"
 	sed -e "s|@HOST@|$HOST|g" -e "s|@VAR@|$VAR|g" -e "s|@CONNINFO@|$CONNINFO|g" \
 		-e "s|@MODULEDIR@|$PWD/modules/.libs|g" \
+		-e "s|@COMPONENT_SECRET@|$COMPONENT_SECRET|g" \
 		contrib/quickstart.xml.in >"$VAR/parley.xml"
 fi
 src/parleyd --check-config -c "$VAR/parley.xml" >/dev/null
@@ -51,6 +59,7 @@ cat <<INFO
     database   $CONNINFO
     test user  $TEST_JID  password $TEST_PASSWORD  (self-signed certificate)
     ports      5222 (STARTTLS), 5223 (direct TLS)
+    component  bot.$HOST on 127.0.0.1:5347, secret $COMPONENT_SECRET
     admin      src/parleyctl -c $VAR/parley.xml help
   Ctrl-C stops it.
 

@@ -1,6 +1,6 @@
 /*
- * ctl.c - the control socket parleyctl talks to: status, stats, sessions, kick,
- * reload, and the commands modules serve (module_command: `parleyctl muc ...`).
+ * ctl.c - the control socket parleyctl talks to: status, stats, sessions,
+ * components, kick, reload, and the commands modules serve (module_command: `parleyctl muc ...`).
  * (Account management goes straight to the database from parleyctl, so it
  * works with the daemon down.)
  */
@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "component.h"
 #include "db.h"
 #include "jid.h"
 #include "log.h"
@@ -162,6 +163,54 @@ static int cmd_sessions(struct out *o, int argc, char **argv)
 	sm_foreach(host, list_session, o);
 	if (o->json)
 		evbuffer_add_printf(o->b, "],\"count\":%zu}\n", sm_count());
+	return 0;
+}
+
+static void list_component(const struct component_info *ci, void *arg)
+{
+	struct out *o = arg;
+	long age = ci->connected ? (long)(time(NULL) - ci->since) : -1;
+
+	if (o->json) {
+		evbuffer_add_printf(o->b, "%s{\"domain\":", o->first ? "" : ",");
+		json_str(o->b, ci->domain);
+		evbuffer_add_printf(o->b, ",\"connected\":%s,\"address\":",
+				    ci->connected ? "true" : "false");
+		if (ci->connected)
+			json_str(o->b, ci->address);
+		else
+			evbuffer_add(o->b, "null", 4);
+		if (ci->connected)
+			evbuffer_add_printf(o->b, ",\"seconds\":%ld", age);
+		else
+			evbuffer_add_printf(o->b, ",\"seconds\":null");
+		evbuffer_add_printf(o->b, ",\"stanzas_in\":%llu,\"stanzas_out\":%llu,"
+				    "\"bounced\":%llu}", ci->stanzas_in, ci->stanzas_out,
+				    ci->bounced);
+	} else {
+		char agebuf[24] = "-";
+
+		if (ci->connected)
+			snprintf(agebuf, sizeof(agebuf), "%lds", age);
+		evbuffer_add_printf(o->b, "%-32s %-9s %-20s %-9s %10llu %10llu\n", ci->domain,
+				    ci->connected ? "yes" : "no", ci->connected ? ci->address
+				    : "-", agebuf, ci->stanzas_in, ci->stanzas_out);
+	}
+	o->first = false;
+}
+
+/* Every configured component, connected or not; counters since start. */
+static int cmd_components(struct out *o, int argc, char **argv)
+{
+	o->first = true;
+	if (o->json)
+		evbuffer_add_printf(o->b, "{\"ok\":true,\"components\":[");
+	else
+		evbuffer_add_printf(o->b, "%-32s %-9s %-20s %-9s %10s %10s\n", "DOMAIN",
+				    "CONNECTED", "ADDRESS", "AGE", "STANZAS IN", "OUT");
+	component_foreach(list_component, o);
+	if (o->json)
+		evbuffer_add_printf(o->b, "],\"connected\":%u}\n", components_connected());
 	return 0;
 }
 
@@ -387,7 +436,8 @@ static const struct {
 	int (*fn)(struct out *o, int argc, char **argv);
 } commands[] = {
 	{ "status", cmd_status }, { "stats", cmd_stats }, { "sessions", cmd_sessions },
-	{ "kick", cmd_kick }, { "removed", cmd_removed }, { "reload", cmd_reload },
+	{ "components", cmd_components }, { "kick", cmd_kick }, { "removed", cmd_removed },
+	{ "reload", cmd_reload },
 };
 
 static void ctl_done(struct bufferevent *bev, void *arg)

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "component.h"
 #include "db.h"
 #include "histogram.h"
 #include "http.h"
@@ -142,6 +143,27 @@ void metrics_sample(struct metrics *out, const struct module *m, const char *nam
 	evbuffer_add_printf(out->b, "%s{host=\"%s\"} %.17g\n", name, module_host(m), value);
 }
 
+/* Component domains are prepared domain names: no quote or backslash. */
+static void component_up(const struct component_info *ci, void *arg)
+{
+	evbuffer_add_printf(arg, "parley_component_up{domain=\"%s\"} %d\n", ci->domain,
+			    ci->connected);
+}
+
+static void component_stanzas(const struct component_info *ci, void *arg)
+{
+	evbuffer_add_printf(arg, "parley_component_stanzas_total{domain=\"%s\",direction="
+			    "\"in\"} %llu\nparley_component_stanzas_total{domain=\"%s\","
+			    "direction=\"out\"} %llu\n", ci->domain, ci->stanzas_in, ci->domain,
+			    ci->stanzas_out);
+}
+
+static void component_bounced(const struct component_info *ci, void *arg)
+{
+	evbuffer_add_printf(arg, "parley_component_bounced_total{domain=\"%s\"} %llu\n",
+			    ci->domain, ci->bounced);
+}
+
 static void metrics(struct http_request *r, void *arg)
 {
 	const struct router_stats *rs = router_stats();
@@ -160,8 +182,9 @@ static void metrics(struct http_request *r, void *arg)
 	getrusage(RUSAGE_SELF, &ru);
 	metric(b, "parley_connections_open", "gauge", "Connections open, by kind.");
 	evbuffer_add_printf(b, "parley_connections_open{kind=\"c2s\"} %u\n"
-			    "parley_connections_open{kind=\"http\"} %u\n", stream_stats.open,
-			    http_stats.open);
+			    "parley_connections_open{kind=\"http\"} %u\n"
+			    "parley_connections_open{kind=\"component\"} %u\n", stream_stats.open,
+			    http_stats.open, component_streams_open());
 	metric(b, "parley_connections_total", "counter", "Client streams accepted.");
 	evbuffer_add_printf(b, "parley_connections_total{kind=\"c2s\"} %llu\n",
 			    stream_stats.connections);
@@ -201,6 +224,18 @@ static void metrics(struct http_request *r, void *arg)
 	evbuffer_add_printf(b, "parley_duplicates_dropped_total %llu\n", stanza_id_duplicates());
 	metric(b, "parley_auth_failures_total", "counter", "Failed authentications.");
 	evbuffer_add_printf(b, "parley_auth_failures_total %llu\n", stream_stats.auth_failures);
+	metric(b, "parley_components_connected", "gauge", "External components (XEP-0114) "
+	       "connected and authenticated.");
+	evbuffer_add_printf(b, "parley_components_connected %u\n", components_connected());
+	metric(b, "parley_component_up", "gauge", "Whether each configured component is "
+	       "connected.");
+	component_foreach(component_up, b);
+	metric(b, "parley_component_stanzas_total", "counter", "Stanzas from and to each "
+	       "component.");
+	component_foreach(component_stanzas, b);
+	metric(b, "parley_component_bounced_total", "counter", "Stanzas to a component "
+	       "answered with an error because it was not connected.");
+	component_foreach(component_bounced, b);
 	metric(b, "parley_db_connections", "gauge", "PostgreSQL connections up.");
 	evbuffer_add_printf(b, "parley_db_connections %u\n", db_connected(server.db));
 	metric(b, "parley_db_pending", "gauge", "Queries waiting or running.");

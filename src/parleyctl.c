@@ -281,6 +281,15 @@ static int cmd_sessions(struct ctl *ctl, int argc, char **argv)
 	return daemon_call(ctl, "sessions", argc, argv);
 }
 
+static int cmd_components(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc > 0) {
+		fail_json(ctl, "usage: parleyctl components");
+		return EXIT_USAGE;
+	}
+	return daemon_call(ctl, "components", argc, argv);
+}
+
 static int cmd_kick(struct ctl *ctl, int argc, char **argv)
 {
 	if (argc < 1 || argc > 2) {
@@ -1096,6 +1105,8 @@ static const struct command commands[] = {
 	{ "passwd", "USER HOST [PASSWORD]", "set an account's password", cmd_passwd },
 	{ "users", "HOST", "list the accounts of a host", cmd_users },
 	{ "sessions", "[HOST]", "list the connected resources", cmd_sessions },
+	{ "components", "", "list the external components (XEP-0114): connected, address, "
+	  "stanzas", cmd_components },
 	{ "kick", "JID [REASON]", "end the sessions of a JID (bare: all its resources)",
 	  cmd_kick },
 	{ "reload", "", "re-read the config (as SIGHUP does)", cmd_reload },

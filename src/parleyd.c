@@ -20,6 +20,7 @@
 
 #include "auth.h"
 #include "c2s.h"
+#include "component.h"
 #include "conn.h"
 #include "ctl.h"
 #include "db.h"
@@ -159,6 +160,10 @@ static int check_runtime(const struct config *cfg, bool check_only)
 		rc = -1;
 	if (vhosts_init(cfg, true, &errs) < 0)
 		rc = -1;
+	/* After the modules: a component's domain may clash with a service. */
+	if (components_init(cfg, true, &errs) < 0)
+		rc = -1;
+	components_free();
 	vhosts_free();
 	for (size_t i = 0; i < errs.count; i++)
 		fprintf(stderr, "%s\n", errs.msgs[i]);
@@ -178,6 +183,10 @@ static int load_modules(const struct config *cfg)
 {
 	struct config_errors errs = { 0 };
 	int rc = vhosts_init(cfg, false, &errs);
+
+	/* Components are services too, known once the modules' are. */
+	if (rc == 0 && components_init(cfg, false, &errs) < 0)
+		rc = -1;
 
 	for (size_t i = 0; i < errs.count; i++)
 		log_error("modules", "%s", errs.msgs[i]);
@@ -201,9 +210,22 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 		hooks_run(vhost_at(i)->name, HOOK_SERVER_STOPPING, &a);
 	}
 	c2s_shutdown_all();
+	components_shutdown();
 	/* Sessions kept for resumption end too: their unacked messages are stored. */
 	sm_unbind_all("the server is shutting down");
 	event_base_loopexit(server.base, &flush);
+}
+
+/* Whether the <component> elements are the same (domains and secrets). */
+static bool components_same(const struct config *a, const struct config *b)
+{
+	if (a->ncomponents != b->ncomponents)
+		return false;
+	for (size_t i = 0; i < a->ncomponents; i++)
+		if (strcmp(a->components[i].domain, b->components[i].domain) != 0 ||
+		    strcmp(a->components[i].secret, b->components[i].secret) != 0)
+			return false;
+	return true;
 }
 
 /*
@@ -238,6 +260,9 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
 	    cfg->dns.timeout_ms != server.cfg->dns.timeout_ms ||
 	    cfg->dns.tries != server.cfg->dns.tries)
 		log_warn("parleyd", "DNS settings changed: they take effect at the next "
+			 "restart");
+	if (!components_same(cfg, server.cfg))
+		log_warn("parleyd", "components changed: they take effect at the next "
 			 "restart");
 	/* Keep the running config for what did not reload; take the log settings. */
 	free(server.cfg->log_file);
@@ -353,6 +378,7 @@ out:
 	if (!server.shutting_down)
 		listeners_stop();
 	c2s_free_all();
+	components_free();
 	http_shutdown();
 	http_admin_shutdown();
 	sm_unbind_all("server stopped");

@@ -2,7 +2,8 @@
  * router.c - where a stanza goes (RFC 6120 §10, RFC 6121 §8).
  *
  * The decisions, in order: a remote domain (s2s, not served yet); a service
- * on a subdomain (its module's handlers); the host itself (its IQ handlers); a
+ * (its module's handlers, or the one handler of a service no module serves,
+ * which takes everything); the host itself (its IQ handlers); a
  * local account's bare JID (account IQ handlers, presence hooks, message
  * delivery by type and priority); a full JID (that session, or the rules for
  * a gone resource). Each rule names its section of RFC 6121 §8.5.
@@ -81,6 +82,10 @@ static size_t pick_sessions(const struct jid *to, bool all_of, struct session **
 static void to_service(struct vhost *svc, struct xml_node *st, const struct jid *from,
 		       const struct jid *to)
 {
+	if (svc->handler) {
+		svc->handler(svc->handler_arg, st, from, to);
+		return;
+	}
 	if (!to->local && !to->resource && stanza_kind(st) == STANZA_IQ) {
 		if (type_is(st, "result") || type_is(st, "error"))
 			return;

@@ -3,7 +3,9 @@
  *
  * Both are short arrays searched by name: a deployment has a handful of each,
  * and the router asks once per stanza. The modules that fill them are loaded
- * here, host by host, in config order (module.c does the loading).
+ * here, host by host, in config order (module.c does the loading). Services
+ * that no module serves (external components) are added by whoever serves
+ * them, after the modules: a domain taken twice is a config error either way.
  */
 #include "vhost.h"
 
@@ -140,6 +142,61 @@ int service_add(struct module *m, const char *domain, const char *cpath, unsigne
 	reg.services[reg.nservices++] = svc;
 	m->vh = svc;
 	return 0;
+}
+
+struct vhost *service_add_external(const char *domain, struct vhost *host,
+				   service_handler_fn fn, void *arg)
+{
+	struct vhost *svc, **grown;
+
+	if (vhost_find(domain) || service_find(domain))
+		return NULL;
+	svc = calloc(1, sizeof(*svc));
+	grown = svc ? realloc(reg.services, (reg.nservices + 1) * sizeof(*grown)) : NULL;
+	if (!grown || !(svc->name = strdup(domain))) {
+		if (grown)
+			reg.services = grown;
+		free(svc);
+		return NULL;
+	}
+	reg.services = grown;
+	svc->kind = VHOST_SERVICE;
+	svc->host = host;
+	svc->cfg = host ? host->cfg : NULL;
+	svc->handler = fn;
+	svc->handler_arg = arg;
+	reg.services[reg.nservices++] = svc;
+	return svc;
+}
+
+void service_remove(struct vhost *svc)
+{
+	for (size_t i = 0; i < reg.nservices; i++) {
+		if (reg.services[i] != svc)
+			continue;
+		/* Shifted, not swapped: disco#items keeps listing in config order. */
+		memmove(&reg.services[i], &reg.services[i + 1],
+			(reg.nservices - i - 1) * sizeof(*reg.services));
+		reg.nservices--;
+		vhost_free(svc);
+		return;
+	}
+}
+
+struct vhost *vhost_parent(const char *domain)
+{
+	size_t len = strlen(domain);
+	struct vhost *best = NULL;
+
+	for (size_t i = 0; i < reg.nhosts; i++) {
+		const char *h = reg.hosts[i]->name;
+		size_t hl = strlen(h);
+
+		if (len > hl + 1 && domain[len - hl - 1] == '.' &&
+		    strcmp(domain + len - hl, h) == 0 && (!best || hl > strlen(best->name)))
+			best = reg.hosts[i];
+	}
+	return best;
 }
 
 void service_foreach(const struct vhost *host, void (*fn)(const struct vhost *svc, void *arg),

@@ -6,7 +6,10 @@
  * (struct module). A module whose definition names a service serves a domain
  * of its own (conference.HOST): that domain is a vhost too, of kind
  * VHOST_SERVICE, with its own disco entries, IQ handlers and a stanza handler,
- * and the host it belongs to as ->host. Hooks are always the host's.
+ * and the host it belongs to as ->host. Hooks are always the host's. A domain
+ * that no module serves (an external component, component.c) is a service
+ * too: one handler takes every stanza to it (service_add_external), and the
+ * router hands them over without knowing what is behind it.
  *
  * The registries are split by job: module.c (loading, options, timers),
  * hooks.c, iq.c, disco.c; vhost.c keeps the list of hosts and services.
@@ -25,6 +28,14 @@ struct hook_entry;
 struct iq_entry;
 struct disco_entry;
 struct module_timer;
+struct jid;
+
+/* The handler of a service that no module serves: every stanza to its domain
+ * or to any JID at it, IQs to the bare domain included (it answers its own
+ * disco), and errors too. It answers, bounces or drops each itself; the stanza
+ * is not consumed (xml_ref to keep it). */
+typedef void (*service_handler_fn)(void *arg, struct xml_node *stanza, const struct jid *from,
+				   const struct jid *to);
 
 struct vhost {
 	char *name;			/* the domain */
@@ -40,6 +51,9 @@ struct vhost {
 	 * at the domain (module_stanza). */
 	struct module *service;
 	stanza_fn stanza;
+	/* A service no module serves (service_add_external): takes everything. */
+	service_handler_fn handler;
+	void *handler_arg;
 };
 
 struct module {
@@ -80,6 +94,17 @@ struct vhost *service_find(const char *domain);
  * the domain is taken by a host or another service. */
 int service_add(struct module *m, const char *domain, const char *cpath, unsigned line,
 		struct config_errors *errs);
+/* Makes domain a service that no module serves: fn(arg, ...) gets every
+ * stanza to it. host is the host it belongs to (its disco#items list it), NULL
+ * for one that stands alone. NULL when the domain is a host or a service
+ * already (the caller words the config error), or without memory. */
+struct vhost *service_add_external(const char *domain, struct vhost *host,
+				   service_handler_fn fn, void *arg);
+/* Takes such a service away and frees it; its domain is unknown from then on. */
+void service_remove(struct vhost *svc);
+/* The host that domain is a subdomain of (gw.example.com: example.com; the
+ * longest such host if several are), or NULL. */
+struct vhost *vhost_parent(const char *domain);
 /* Calls fn for each service of a host, in load order. */
 void service_foreach(const struct vhost *host, void (*fn)(const struct vhost *svc, void *arg),
 		     void *arg);
