@@ -252,6 +252,8 @@ static void on_conn(struct conn *conn, void *arg, enum conn_event ev, const char
 	case CONN_TIMEOUT:
 		c2s_idle(t->c);
 		break;
+	case CONN_CONNECTED:	/* accepted: never */
+		break;
 	case CONN_EOF:
 	case CONN_ERROR:
 		tcp_free(t, why ? why : "connection lost", true);

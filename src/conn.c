@@ -1,5 +1,10 @@
 /*
  * conn.c - one network connection: a socket, maybe TLS, its buffers.
+ *
+ * An outgoing connection (conn_connect) waits for its socket to become
+ * writable with an event of its own, and only then gets its bufferevent: a
+ * connection has no buffers and takes no writes while it is connecting, so
+ * that every path below sees a connected socket.
  */
 #include "conn.h"
 
@@ -31,6 +36,10 @@ struct conn {
 	conn_cb cb;
 	void *owner;
 	SSL *ssl;			/* NULL until TLS starts */
+	SSL *next_ssl;			/* client side: the SSL TLS will start with */
+	conn_tls_fn tls_new;		/* server side: makes the SSL */
+	struct event *cev;		/* connecting: writable, or the timeout */
+	int connect_err;		/* connecting: an error connect() gave at once */
 	bool tls_pending;		/* STARTTLS once the output drains */
 	bool closing;
 	bool paused;
@@ -188,11 +197,15 @@ static void apply_timeout(struct conn *c)
 	bufferevent_set_timeouts(c->bev, c->timeout ? &tv : NULL, NULL);
 }
 
+/* ssl's own side (tls_new_server* or tls_new_client) says which end of the
+ * handshake this is. */
 static int attach(struct conn *c, SSL *ssl)
 {
 	if (ssl) {
 		c->bev = bufferevent_openssl_socket_new(server.base, c->fd, ssl,
-							BUFFEREVENT_SSL_ACCEPTING,
+							SSL_is_server(ssl) ?
+							BUFFEREVENT_SSL_ACCEPTING :
+							BUFFEREVENT_SSL_CONNECTING,
 							BEV_OPT_DEFER_CALLBACKS);
 		if (!c->bev) {
 			SSL_free(ssl);
@@ -221,21 +234,19 @@ static int attach(struct conn *c, SSL *ssl)
 	return bufferevent_enable(c->bev, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
 }
 
-struct conn *conn_new(evutil_socket_t fd, const struct sockaddr *sa, bool direct_tls,
-		      conn_cb cb, void *owner)
+static struct conn *conn_alloc(evutil_socket_t fd, const struct sockaddr *sa, conn_cb cb,
+			       void *owner)
 {
 	struct conn *c = calloc(1, sizeof(*c));
-	SSL *ssl = NULL;
 	int one = 1;
 
-	if (!c) {
-		evutil_closesocket(fd);
+	if (!c)
 		return NULL;
-	}
 	c->fd = fd;
 	c->file_fd = -1;
 	c->cb = cb;
 	c->owner = owner;
+	c->tls_new = tls_new_server;
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer,
 			  sizeof(c->peer));
@@ -244,8 +255,28 @@ struct conn *conn_new(evutil_socket_t fd, const struct sockaddr *sa, bool direct
 			  sizeof(c->peer));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
+	return c;
+}
+
+struct conn *conn_new(evutil_socket_t fd, const struct sockaddr *sa, bool direct_tls,
+		      conn_cb cb, void *owner)
+{
+	return conn_new_ex(fd, sa, direct_tls, tls_new_server, cb, owner);
+}
+
+struct conn *conn_new_ex(evutil_socket_t fd, const struct sockaddr *sa, bool direct_tls,
+			 conn_tls_fn tls_new, conn_cb cb, void *owner)
+{
+	struct conn *c = conn_alloc(fd, sa, cb, owner);
+	SSL *ssl = NULL;
+
+	if (!c) {
+		evutil_closesocket(fd);
+		return NULL;
+	}
+	c->tls_new = tls_new;
 	if (direct_tls) {
-		ssl = tls_new_server();
+		ssl = tls_new();
 		if (!ssl)
 			goto fail;
 	}
@@ -258,11 +289,88 @@ fail:
 	return NULL;
 }
 
+static void on_connect(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	int err = c->connect_err;
+	socklen_t len = sizeof(err);
+	SSL *ssl = c->next_ssl;
+
+	event_free(c->cev);
+	c->cev = NULL;
+	if (c->closing) {
+		c->cb(c, c->owner, CONN_CLOSED, NULL);
+		return;
+	}
+	if (what & EV_TIMEOUT)
+		err = ETIMEDOUT;
+	else if (!err && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		c->cb(c, c->owner, CONN_ERROR, evutil_socket_error_to_string(err));
+		return;
+	}
+	c->next_ssl = NULL;
+	if (attach(c, ssl) < 0) {	/* frees ssl */
+		c->cb(c, c->owner, CONN_ERROR, "out of memory");
+		return;
+	}
+	c->cb(c, c->owner, CONN_CONNECTED, NULL);	/* last: it may free c */
+}
+
+struct conn *conn_connect(const struct sockaddr *sa, socklen_t len, SSL *client_ssl,
+			  unsigned timeout_s, conn_cb cb, void *owner)
+{
+	struct timeval tv = { .tv_sec = timeout_s };
+	struct conn *c = NULL;
+	evutil_socket_t fd = -1;
+	int err = 0;
+
+	if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+	    (client_ssl && SSL_is_server(client_ssl))) {
+		err = EINVAL;
+		goto fail;
+	}
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || !(c = conn_alloc(fd, sa, cb, owner))) {
+		err = fd < 0 ? errno : ENOMEM;
+		goto fail;
+	}
+	c->timeout = timeout_s;
+	c->next_ssl = client_ssl;
+	client_ssl = NULL;
+	/* A refusal connect() reports at once still reaches the owner as an
+	 * event, as every other outcome does. */
+	if (connect(fd, sa, len) < 0 && errno != EINPROGRESS)
+		c->connect_err = errno;
+	c->cev = event_new(server.base, fd, EV_WRITE, on_connect, c);
+	if (!c->cev || event_add(c->cev, timeout_s ? &tv : NULL) < 0) {
+		err = ENOMEM;
+		goto fail;
+	}
+	if (c->connect_err)
+		event_active(c->cev, EV_WRITE, 0);
+	return c;
+fail:
+	if (c) {
+		conn_free(c);	/* closes fd */
+	} else if (fd >= 0) {
+		evutil_closesocket(fd);
+	}
+	SSL_free(client_ssl);
+	errno = err;
+	return NULL;
+}
+
 void conn_free(struct conn *c)
 {
 	if (!c)
 		return;
 	undirty(c);
+	if (c->cev)
+		event_free(c->cev);
+	if (c->next_ssl)
+		SSL_free(c->next_ssl);
 	if (c->file_fd >= 0)
 		close(c->file_fd);
 	if (c->rev)
@@ -289,7 +397,7 @@ struct evbuffer *conn_input(struct conn *c)
 
 int conn_write(struct conn *c, const void *data, size_t len)
 {
-	if (c->closing && !c->bev)
+	if (!c->bev)
 		return -1;
 	c->out += len;
 	if (bufferevent_write(c->bev, data, len) < 0)
@@ -346,7 +454,7 @@ static void feed_file(struct conn *c)
 
 int conn_write_file(struct conn *c, int fd, long long offset, long long len)
 {
-	if ((c->closing && !c->bev) || offset < 0 || len < 0) {
+	if (!c->bev || offset < 0 || len < 0) {
 		close(fd);
 		return -1;
 	}
@@ -394,7 +502,7 @@ static void bytes_done(const void *data, size_t len, void *arg)
 
 int conn_write_ref(struct conn *c, struct xml_bytes *b, size_t off)
 {
-	if ((c->closing && !c->bev) || off > b->len)
+	if (!c->bev || off > b->len)
 		return -1;
 	if (off == b->len)
 		return 0;
@@ -415,7 +523,7 @@ int conn_write_to(struct conn *c, const struct xml_node *node, const char *ns,
 	struct xml_buf head = { 0 };
 	int rc = -1;
 
-	if (c->closing && !c->bev)
+	if (!c->bev)
 		return -1;
 	if (!(b = xml_bytes(node, ns)))
 		return -1;
@@ -433,13 +541,14 @@ out:
 
 size_t conn_output_pending(const struct conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
+	return c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
 }
 
 static void start_tls(struct conn *c)
 {
-	SSL *ssl = tls_new_server();
+	SSL *ssl = c->next_ssl ? c->next_ssl : c->tls_new();
 
+	c->next_ssl = NULL;
 	c->tls_pending = false;
 	undirty(c);
 	/* Whatever the peer sent after <starttls/> in plain text is dropped. */
@@ -457,10 +566,8 @@ static void start_tls(struct conn *c)
 	}
 }
 
-int conn_starttls(struct conn *c)
+static int starttls(struct conn *c)
 {
-	if (c->ssl || !tls_available())
-		return -1;
 	c->tls_pending = true;
 	bufferevent_disable(c->bev, EV_READ);
 	read_off(c);
@@ -471,6 +578,24 @@ int conn_starttls(struct conn *c)
 	bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
 			    BEV_TRIG_DEFER_CALLBACKS);
 	return 0;
+}
+
+int conn_starttls(struct conn *c)
+{
+	if (c->ssl || !c->bev || c->tls_pending || c->closing || !tls_available())
+		return -1;
+	return starttls(c);
+}
+
+int conn_starttls_client(struct conn *c, SSL *client_ssl)
+{
+	if (!client_ssl || SSL_is_server(client_ssl) || c->ssl || !c->bev || c->tls_pending ||
+	    c->closing) {
+		SSL_free(client_ssl);
+		return -1;
+	}
+	c->next_ssl = client_ssl;
+	return starttls(c);
 }
 
 void conn_set_owner(struct conn *c, conn_cb cb, void *owner)
@@ -484,6 +609,13 @@ void conn_close(struct conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	if (c->cev) {
+		/* Still connecting: there is nothing to flush. */
+		event_active(c->cev, EV_WRITE, 0);
+		return;
+	}
+	if (!c->bev)
+		return;	/* TLS could not start: the owner had CONN_ERROR, and frees */
 	bufferevent_disable(c->bev, EV_READ);
 	read_off(c);
 	if (c->direct)
@@ -499,7 +631,7 @@ void conn_close(struct conn *c)
 void conn_pause(struct conn *c, bool paused)
 {
 	c->paused = paused;
-	if (c->closing || c->tls_pending)
+	if (c->closing || c->tls_pending || !c->bev)
 		return;
 	if (c->rev) {
 		if (paused) {
@@ -525,7 +657,7 @@ void conn_pause(struct conn *c, bool paused)
 void conn_set_timeout(struct conn *c, unsigned seconds)
 {
 	c->timeout = seconds;
-	if (!c->closing)
+	if (!c->closing && c->bev)
 		apply_timeout(c);
 }
 

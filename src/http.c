@@ -644,6 +644,7 @@ static void on_conn(struct conn *c, void *owner, enum conn_event ev, const char 
 		serve(hc);
 		break;
 	case CONN_TLS_UP:
+	case CONN_CONNECTED:	/* accepted: never */
 		break;
 	case CONN_TIMEOUT:
 	case CONN_EOF:

@@ -587,6 +587,7 @@ static void on_conn(struct conn *conn, void *arg, enum conn_event ev, const char
 		ws_read(w);
 		break;
 	case CONN_TLS_UP:
+	case CONN_CONNECTED:	/* accepted: never */
 		break;
 	case CONN_TIMEOUT:
 		/* RFC 7395 §3.8: keepalive by WebSocket ping; a second silence
