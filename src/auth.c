@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "base64.h"
+#include "db.h"
 #include "jid.h"
 #include "log.h"
 #include "sasl.h"
@@ -60,32 +61,9 @@ static bool have_secret;
 
 int auth_load_secret(PGconn *conn, char *err, size_t errlen)
 {
-	unsigned char fresh[SECRET_LEN];
-	char b64[64];
-	const char *params[1] = { b64 };
-	PGresult *res;
-	size_t len = 0;
-
-	if (RAND_bytes(fresh, sizeof(fresh)) != 1) {
-		snprintf(err, errlen, "no randomness for the SASL secret");
+	if (db_shared_secret(conn, "sasl_fake_salt_key", secret, sizeof(secret), err,
+			     errlen) < 0)
 		return -1;
-	}
-	base64_encode(fresh, sizeof(fresh), b64);
-	/* The first node to start creates it; every other one reads the same. */
-	res = PQexecParams(conn, "INSERT INTO parley_secrets (name, value) VALUES "
-			   "('sasl_fake_salt_key', $1) ON CONFLICT (name) DO NOTHING",
-			   1, NULL, params, NULL, NULL, 0);
-	PQclear(res);
-	res = PQexec(conn, "SELECT value FROM parley_secrets WHERE name = 'sasl_fake_salt_key'");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
-	    base64_decode(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), secret,
-			  sizeof(secret), &len) < 0 || len != SECRET_LEN) {
-		snprintf(err, errlen, "cannot read the SASL secret: %s",
-			 PQresultErrorMessage(res));
-		PQclear(res);
-		return -1;
-	}
-	PQclear(res);
 	have_secret = true;
 	return 0;
 }

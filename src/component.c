@@ -608,6 +608,8 @@ static void on_conn(struct conn *conn, void *arg, enum conn_event ev, const char
 	case CONN_ERROR:
 		cs_free(cs, why ? why : "connection lost");
 		break;
+	case CONN_CONNECTED:	/* outgoing connections only */
+		break;
 	case CONN_CLOSED:
 		cs_free(cs, "stream closed");
 		break;

@@ -28,6 +28,7 @@
 #include "module.h"
 #include "router.h"
 #include "server.h"
+#include "s2s.h"
 #include "session.h"
 #include "stanza_id.h"
 #include "users.h"
@@ -431,10 +432,32 @@ static int cmd_reload(struct out *o, int argc, char **argv)
 	return 0;
 }
 
+/* parleyctl s2s [list] | s2s close DOMAIN */
+static int cmd_s2s(struct out *o, int argc, char **argv)
+{
+	if (argc == 0 || strcmp(argv[0], "list") == 0) {
+		s2s_ctl_list(o->b, o->json);
+		return 0;
+	}
+	if (strcmp(argv[0], "close") == 0 && argc == 2) {
+		int n = s2s_ctl_close(argv[1]);
+
+		if (o->json)
+			evbuffer_add_printf(o->b, "{\"ok\":true,\"closed\":%d}\n", n);
+		else
+			evbuffer_add_printf(o->b, "%d stream%s closed\n", n, n == 1 ? "" : "s");
+		return 0;
+	}
+	evbuffer_add_printf(o->b, o->json ? "{\"ok\":false,\"error\":\"usage: s2s [list] | "
+			    "s2s close DOMAIN\"}\n" : "usage: s2s [list] | s2s close DOMAIN\n");
+	return -1;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct out *o, int argc, char **argv);
 } commands[] = {
+	{ "s2s", cmd_s2s },
 	{ "status", cmd_status }, { "stats", cmd_stats }, { "sessions", cmd_sessions },
 	{ "components", cmd_components }, { "kick", cmd_kick }, { "removed", cmd_removed },
 	{ "reload", cmd_reload },

@@ -25,6 +25,7 @@
 #include "db.h"
 
 #include <errno.h>
+#include <openssl/rand.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "base64.h"
 #include "histogram.h"
 #include "log.h"
 #include "schema.h"
@@ -1013,6 +1015,39 @@ static void mig_rollback(PGconn *conn)
 int db_schema_expected(void)
 {
 	return schema_nmigrations ? schema_migrations[schema_nmigrations - 1].version : 0;
+}
+
+int db_shared_secret(PGconn *conn, const char *name, unsigned char *out, size_t len,
+		     char *err, size_t errlen)
+{
+	unsigned char fresh[64];
+	char b64[96];
+	const char *params[2] = { name, b64 };
+	PGresult *res;
+	size_t got = 0;
+
+	if (len > sizeof(fresh) || RAND_bytes(fresh, (int)len) != 1) {
+		snprintf(err, errlen, "no randomness for the secret %s", name);
+		return -1;
+	}
+	base64_encode(fresh, len, b64);
+	/* The first node to start creates it; every other one reads the same. */
+	res = PQexecParams(conn, "INSERT INTO parley_secrets (name, value) VALUES ($1, $2) "
+			   "ON CONFLICT (name) DO NOTHING", 2, NULL, params, NULL, NULL, 0);
+	PQclear(res);
+	res = PQexecParams(conn, "SELECT value FROM parley_secrets WHERE name = $1", 1, NULL,
+			   params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+	    base64_decode(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), out, len,
+			  &got) < 0 || got != len) {
+		snprintf(err, errlen, "cannot read the secret %s: %s", name,
+			 PQresultErrorMessage(res));
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	OPENSSL_cleanse(fresh, sizeof(fresh));
+	return 0;
 }
 
 int db_schema_version(PGconn *conn, char *err, size_t errlen)

@@ -56,6 +56,11 @@ unsigned db_pending(const struct db *db);
 int db_schema_expected(void);
 /* The version recorded in the database, 0 when none; -1 on error (msg in err). */
 int db_schema_version(PGconn *conn, char *err, size_t errlen);
+/* A secret every node of the cluster shares (parley_secrets): the first node
+ * to start makes it from len random bytes, the others read the same. At
+ * start-up only (blocking). 0, or -1 with err set. */
+int db_shared_secret(PGconn *conn, const char *name, unsigned char *out, size_t len,
+		     char *err, size_t errlen);
 /* Applies pending migrations, each in its own transaction; reports each applied
  * one through report (may be NULL). Returns how many were applied, or -1. */
 int db_migrate(PGconn *conn, void (*report)(void *arg, int version, const char *name),

@@ -22,6 +22,7 @@
 #include "module.h"
 #include "router.h"
 #include "server.h"
+#include "s2s.h"
 #include "session.h"
 #include "stanza_id.h"
 #include "stream.h"
@@ -197,6 +198,31 @@ static void metrics(struct http_request *r, void *arg)
 	for (int i = 0; i < TRANSPORTS; i++)
 		evbuffer_add_printf(b, "parley_client_streams_total{transport=\"%s\"} %llu\n",
 				    stream_transport_names[i], stream_stats.connections_by[i]);
+	{
+		const struct s2s_stats *x = s2s_stats();
+
+		metric(b, "parley_s2s_streams", "gauge", "Server-to-server streams open.");
+		evbuffer_add_printf(b, "parley_s2s_streams{direction=\"in\"} %u\n"
+				    "parley_s2s_streams{direction=\"out\"} %u\n", x->streams_in,
+				    x->streams_out);
+		metric(b, "parley_s2s_queued", "gauge", "Stanzas waiting for a server-to-server "
+		       "stream.");
+		evbuffer_add_printf(b, "parley_s2s_queued %zu\n", x->queued);
+		metric(b, "parley_s2s_stanzas_total", "counter", "Stanzas over server-to-server "
+		       "streams.");
+		evbuffer_add_printf(b, "parley_s2s_stanzas_total{direction=\"in\"} %llu\n"
+				    "parley_s2s_stanzas_total{direction=\"out\"} %llu\n",
+				    x->stanzas_in, x->stanzas_out);
+		metric(b, "parley_s2s_bounced_total", "counter", "Stanzas for remote domains "
+		       "answered with an error.");
+		evbuffer_add_printf(b, "parley_s2s_bounced_total %llu\n", x->bounced);
+		metric(b, "parley_s2s_resent_total", "counter", "Stanzas sent again after a "
+		       "stream was lost unacknowledged (XEP-0198).");
+		evbuffer_add_printf(b, "parley_s2s_resent_total %llu\n", x->resent);
+		metric(b, "parley_s2s_auth_failures_total", "counter", "Server-to-server "
+		       "authentications that failed.");
+		evbuffer_add_printf(b, "parley_s2s_auth_failures_total %llu\n", x->auth_failures);
+	}
 	metric(b, "parley_sessions", "gauge", "Bound client sessions (resources).");
 	evbuffer_add_printf(b, "parley_sessions %zu\n", sm_count());
 	metric(b, "parley_streams_authenticated", "gauge", "Client streams past SASL.");

@@ -299,6 +299,26 @@ static int cmd_kick(struct ctl *ctl, int argc, char **argv)
 	return daemon_call(ctl, "kick", argc, argv);
 }
 
+static int cmd_s2s_list(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc > 0) {
+		fail_json(ctl, "usage: parleyctl s2s, or parleyctl s2s close DOMAIN");
+		return EXIT_USAGE;
+	}
+	return daemon_call(ctl, "s2s", 0, argv);
+}
+
+static int cmd_s2s_close(struct ctl *ctl, int argc, char **argv)
+{
+	char *args[2] = { "close", argc == 1 ? argv[0] : NULL };
+
+	if (argc != 1) {
+		fail_json(ctl, "usage: parleyctl s2s close DOMAIN");
+		return EXIT_USAGE;
+	}
+	return daemon_call(ctl, "s2s", 2, args);
+}
+
 static int cmd_reload(struct ctl *ctl, int argc, char **argv)
 {
 	return daemon_call(ctl, "reload", 0, argv);
@@ -1109,6 +1129,9 @@ static const struct command commands[] = {
 	  "stanzas", cmd_components },
 	{ "kick", "JID [REASON]", "end the sessions of a JID (bare: all its resources)",
 	  cmd_kick },
+	{ "s2s close", "DOMAIN", "close every stream with a remote domain", cmd_s2s_close },
+	{ "s2s", "", "list the server-to-server streams and the domains waiting for one",
+	  cmd_s2s_list },
 	{ "reload", "", "re-read the config (as SIGHUP does)", cmd_reload },
 	{ "modules", "", "list the installed modules and their options", cmd_modules },
 	{ "muc rooms", "[SERVICE]", "list the group chat rooms (mod_muc)", cmd_muc_rooms },

@@ -31,6 +31,7 @@
 #include "listener.h"
 #include "log.h"
 #include "router.h"
+#include "s2s.h"
 #include "server.h"
 #include "session.h"
 #include "tls.h"
@@ -106,7 +107,8 @@ static int check_schema(const struct config *cfg)
 		return -1;
 	}
 	have = db_schema_version(conn, err, sizeof(err));
-	if (have == want && auth_load_secret(conn, err, sizeof(err)) < 0) {
+	if (have == want && (auth_load_secret(conn, err, sizeof(err)) < 0 ||
+			     s2s_load_secret(conn, err, sizeof(err)) < 0)) {
 		log_error("db", "%s", err);
 		PQfinish(conn);
 		return -1;
@@ -211,6 +213,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	c2s_shutdown_all();
 	components_shutdown();
+	s2s_shutdown();
 	/* Sessions kept for resumption end too: their unacked messages are stored. */
 	sm_unbind_all("the server is shutting down");
 	event_base_loopexit(server.base, &flush);
@@ -351,7 +354,7 @@ int main(int argc, char **argv)
 	}
 	if (load_modules(server.cfg) < 0)
 		goto out;
-	if (c2s_init() < 0 || http_init() < 0 || http_admin_init() < 0 ||
+	if (c2s_init() < 0 || s2s_init() < 0 || http_init() < 0 || http_admin_init() < 0 ||
 	    hostmeta_init() < 0 ||
 	    listeners_start(server.cfg) < 0 || ctl_start(server.cfg) < 0)
 		goto out;
@@ -379,6 +382,7 @@ out:
 		listeners_stop();
 	c2s_free_all();
 	components_free();
+	s2s_free();
 	http_shutdown();
 	http_admin_shutdown();
 	sm_unbind_all("server stopped");

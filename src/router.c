@@ -1,7 +1,7 @@
 /*
  * router.c - where a stanza goes (RFC 6120 §10, RFC 6121 §8).
  *
- * The decisions, in order: a remote domain (s2s, not served yet); a service
+ * The decisions, in order: a remote domain (s2s); a service
  * (its module's handlers, or the one handler of a service no module serves,
  * which takes everything); the host itself (its IQ handlers); a
  * local account's bare JID (account IQ handlers, presence hooks, message
@@ -16,6 +16,7 @@
 #include "delivery.h"
 #include "jid.h"
 #include "log.h"
+#include "s2s.h"
 #include "module.h"
 #include "session.h"
 #include "stanza.h"
@@ -272,8 +273,10 @@ void router_route(struct xml_node *st)
 	if (!vh) {
 		if ((vh = service_find(to->domain)))
 			to_service(vh, st, from, to);
-		else	/* server-to-server links come later */
-			bounce(st, "remote-server-not-found", "this server does not federate yet");
+		else {
+			s2s_route(st, from, to);	/* it answers what it cannot send */
+			st = NULL;
+		}
 		goto out;
 	}
 	/* The account's archive id; not on what another archive vouches for

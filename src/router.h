@@ -4,8 +4,8 @@
  * router_route() takes a stanza whose from and to are set (and trusted: the
  * transport stamps from) and delivers it: to a local session, to the host's
  * handlers, to the service that serves the domain (conference.HOST), or answers
- * an error. Remote domains go to s2s once it exists; until then they get
- * remote-server-not-found.
+ * an error. Remote domains go to s2s (s2s.h), which answers what it cannot
+ * deliver.
  */
 #ifndef PARLEY_ROUTER_H
 #define PARLEY_ROUTER_H

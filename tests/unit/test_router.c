@@ -21,6 +21,7 @@
 #include "jid.h"
 #include "module.h"
 #include "router.h"
+#include "server.h"
 #include "session.h"
 #include "stanza.h"
 #include "stream.h"
@@ -211,6 +212,7 @@ static int setup(void **state)
 	struct config_errors errs = { 0 };
 
 	(void)state;
+	server.cfg = &cfg;	/* <s2s> zeroed: federation off */
 	module_add_builtin(&hooks_def);
 	module_add_builtin(&service_def);
 	module_add_builtin(&clash_def);
