@@ -37,12 +37,20 @@
 #   s2s_stop NAME..., s2s_logs NAME   (everything is stopped at exit)
 #   s2s_dns_query NAME A|SRV       what our dnsmasq answers
 # Every server gets the users $S2S_USERS (alice bob) with the password $S2S_PASS.
+# Set before starting a server: S2S_LOG_LEVEL (debug; the bench uses warn), and config
+# extras: S2S_PROSODY_MODULES (more of modules_enabled, e.g. '"register";'),
+# S2S_PROSODY_CFG (global Lua lines), S2S_EJABBERD_YML (top-level YAML) and
+# S2S_EJABBERD_MODULES (lines under modules:, indented by two).
 # The integrator adds s2s_parley NAME DOMAIN IP on the same pattern (see the end).
 # shellcheck shell=bash
 # shellcheck disable=SC2154,SC2034	# lib.sh has T, DB, kids, top, slow and tap_done's log
 
 S2S_USERS=${S2S_USERS:-"alice bob"}
 S2S_PASS=${S2S_PASS:-s2s-password}
+S2S_LOG_LEVEL=${S2S_LOG_LEVEL:-debug}
+S2S_PROSODY_CFG=${S2S_PROSODY_CFG:-} S2S_PROSODY_MODULES=${S2S_PROSODY_MODULES:-}
+S2S_EJABBERD_YML=${S2S_EJABBERD_YML:-}
+S2S_EJABBERD_MODULES=${S2S_EJABBERD_MODULES:-}
 S2S_CA='' S2S_DNS_PORT='' S2S_DNS_PID='' S2S_DNS_ARGS=()
 declare -gA S2S_KIND=() S2S_DOMAIN=() S2S_IP=() S2S_C2S=() S2S_S2S=() S2S_DIR=() S2S_PID=()
 declare -gA S2S_LOG=() S2S_PIDFILE=()
@@ -347,7 +355,7 @@ s2s_prosody() {
 pidfile = "$d/prosody.pid"
 data_path = "$d/data"
 certificates = "$d/certs"
-log = { debug = "$d/prosody.log" }
+log = { $S2S_LOG_LEVEL = "$d/prosody.log" }
 interfaces = { "$ip" }
 local_interfaces = { "$ip" }
 c2s_ports = { ${S2S_C2S[$name]} }
@@ -358,7 +366,8 @@ s2s_interfaces = { "$ip" }
 s2s_direct_tls_ports = { }
 http_ports = { }
 https_ports = { }
-modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "version" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "version";
+	$S2S_PROSODY_MODULES }
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 s2s_require_encryption = true
@@ -370,6 +379,7 @@ storage = "internal"
 -- net.unbound (lua-unbound): our DNS server only; .test is passed on to it
 unbound = { resolvconf = false; hoststxt = false; forward = "127.0.0.1@$S2S_DNS_PORT";
 	options = { ["local-zone:"] = "test. transparent" } }
+$S2S_PROSODY_CFG
 VirtualHost "$domain"
 LUA
 	chown -R prosody:prosody "$d"
@@ -426,7 +436,7 @@ CFG
 	cat >"$d/ejabberd.yml" <<YML
 # written by tests/integration/s2s_lib.sh: $name, $domain on $ip ($auth, cert $cert)
 hosts: ["$domain"]
-loglevel: debug
+loglevel: $([ "$S2S_LOG_LEVEL" = warn ] && echo warning || echo "$S2S_LOG_LEVEL")
 log_rotate_count: 0
 certfiles: ["$d/cert.pem", "$d/key.pem"]
 ca_file: "$d/ca.pem"
@@ -436,6 +446,7 @@ s2s_timeout: 10
 outgoing_s2s_families: [ipv4]
 auth_method: [internal]
 auth_password_format: scram
+$S2S_EJABBERD_YML
 listen:
   - port: ${S2S_C2S[$name]}
     ip: "$ip"
@@ -447,12 +458,15 @@ listen:
 access_rules:
   c2s:
     allow: all
+  register:
+    allow: all
 modules:
   mod_disco: {}
   mod_roster: {}
   mod_ping: {}
   mod_version: {}
 $dialback
+$S2S_EJABBERD_MODULES
 YML
 	chown -R ejabberd:ejabberd "$d"
 	S2S_EJ_CTL=(setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME="$d"
