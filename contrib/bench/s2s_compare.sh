@@ -44,7 +44,9 @@ while [ $# -gt 0 ]; do
 	*) echo "s2s_compare.sh: unknown argument '$1' (see --help)" >&2; exit 2;;
 	esac
 done
-[[ $N =~ ^[0-9]+$ ]] && [ "$N" -ge 2 ] || { echo "s2s_compare.sh: -n wants 2 or more" >&2; exit 2; }
+if ! [[ $N =~ ^[0-9]+$ ]] || [ "$N" -lt 2 ]; then
+	echo "s2s_compare.sh: -n wants 2 or more" >&2; exit 2
+fi
 [[ $RATES =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "s2s_compare.sh: bad --rates" >&2; exit 2; }
 [[ $STEP =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "s2s_compare.sh: bad --step-seconds" >&2; exit 2; }
 IFS=, read -r -a LIST <<<"$SERVERS"
@@ -102,7 +104,8 @@ for s in "${LIST[@]}"; do
 		--tls none -n "$N" --scram-cache "$T/scram-$s.cache")
 	say "$s: $N accounts (in-band registration), $ver"
 	timeout -k 5 $((N / 5 + 120)) contrib/bench/parley-bench "${common[@]}" -s login \
-		--login-rate 200 --ibr --timeout $((N / 5 + 90)) >"$T/setup-$s.json" 2>"$T/setup-$s.err"
+		--login-rate 200 --ibr --timeout $((N / 5 + 90)) >"$T/setup-$s.json" \
+		2>"$T/setup-$s.err"
 	say "$s: chat A -> B at $RATES msgs/s, $STEP s a step (pids ${pids[*]})"
 	timeout -k 5 $((BT + 30)) contrib/bench/parley-bench "${common[@]}" -s chat \
 		--no-register --pid "$(IFS=,; echo "${pids[*]}")" --rates "$RATES" \

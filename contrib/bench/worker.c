@@ -192,7 +192,8 @@ static int build_jids(void)
 	if (!W.jids || !W.jid_off || !W.jid_len || !W.bare_len)
 		return -1;
 	for (uint32_t i = 0; i < opt.n; i++) {
-		int b = snprintf(W.jids + off, per, "%s%" PRIu32 "@%s", opt.prefix, i, acct_host(i));
+		int b = snprintf(W.jids + off, per, "%s%" PRIu32 "@%s", opt.prefix, i,
+				 acct_host(i));
 		int f = snprintf(W.jids + off + b, per - (size_t)b, "/%s", opt.resource);
 
 		if (b < 0 || f < 0 || (size_t)(b + f) >= per)

@@ -41,7 +41,8 @@
 # extras: S2S_PROSODY_MODULES (more of modules_enabled, e.g. '"register";'),
 # S2S_PROSODY_CFG (global Lua lines), S2S_EJABBERD_YML (top-level YAML) and
 # S2S_EJABBERD_MODULES (lines under modules:, indented by two).
-# The integrator adds s2s_parley NAME DOMAIN IP on the same pattern (see the end).
+# s2s_parley NAME DOMAIN IP [AUTH [CERT]] starts a parleyd the same way (a database
+# each: needs PARLEY_TEST_PG_BASE).
 # shellcheck shell=bash
 # shellcheck disable=SC2154,SC2034	# lib.sh has T, DB, kids, top, slow and tap_done's log
 
@@ -54,7 +55,7 @@ S2S_EJABBERD_MODULES=${S2S_EJABBERD_MODULES:-}
 S2S_CA='' S2S_DNS_PORT='' S2S_DNS_PID='' S2S_DNS_ARGS=()
 declare -gA S2S_KIND=() S2S_DOMAIN=() S2S_IP=() S2S_C2S=() S2S_S2S=() S2S_DIR=() S2S_PID=()
 declare -gA S2S_LOG=() S2S_PIDFILE=()
-S2S_NAMES=()
+S2S_NAMES=() S2S_DBS=()
 S2S_PY=python3
 [ -x /usr/bin/python3 ] && S2S_PY=/usr/bin/python3	# Debian's, with slixmpp
 
@@ -67,7 +68,8 @@ s2s_need() {
 	for s in "$@" dnsmasq slixmpp; do
 		case $s in
 		prosody) [ -x /usr/bin/prosody ] && [ -x /usr/bin/prosodyctl ] &&
-			lua5.4 -e 'require "lunbound"' 2>/dev/null || missing+=("prosody lua-unbound");;
+			lua5.4 -e 'require "lunbound"' 2>/dev/null ||
+			missing+=("prosody lua-unbound");;
 		ejabberd) [ -x /usr/sbin/ejabberdctl ] || missing+=(ejabberd)
 			unshare -m true 2>/dev/null ||
 				missing+=("(unshare -m fails: no private mount namespace)");;
@@ -138,11 +140,18 @@ s2s_stop() {
 s2s_cleanup() {
 	local s
 	s2s_stop "${S2S_NAMES[@]}"
-	[ -n "$S2S_DNS_PID" ] && { kill "$S2S_DNS_PID" 2>/dev/null; wait "$S2S_DNS_PID" 2>/dev/null; }
+	if [ -n "$S2S_DNS_PID" ]; then
+		kill "$S2S_DNS_PID" 2>/dev/null; wait "$S2S_DNS_PID" 2>/dev/null
+	fi
+	for s in "${S2S_DBS[@]}"; do
+		psql "$PARLEY_TEST_PG_BASE dbname=postgres" -qc "DROP DATABASE IF EXISTS $s" \
+			>/dev/null 2>&1
+	done
 	if [ -n "$DB" ]; then cleanup
 	else
 		for s in "${kids[@]}"; do kill -9 "$s" 2>/dev/null; done
-		if [ "${PARLEY_TEST_KEEP:-0}" = 1 ]; then echo "# kept $T" >&2; else rm -rf "$T"; fi
+		if [ "${PARLEY_TEST_KEEP:-0}" = 1 ]; then echo "# kept $T" >&2
+		else rm -rf "$T"; fi
 	fi
 }
 
@@ -170,15 +179,18 @@ s2s_ca() {
 		printf '%s\n' "basicConstraints=critical,CA:FALSE" \
 			"keyUsage=critical,digitalSignature,keyEncipherment" \
 			"extendedKeyUsage=serverAuth,clientAuth" >"$d/$x.ext"
-		{ cat "$d/$x.ext"; echo "$san,otherName:1.3.6.1.5.5.7.8.5;UTF8:$x"; } >"$d/$x.xmpp.ext"
+		{ cat "$d/$x.ext"; echo "$san,otherName:1.3.6.1.5.5.7.8.5;UTF8:$x"; } \
+			>"$d/$x.xmpp.ext"
 		echo "$san" >>"$d/$x.ext"
 		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-			-subj "/CN=$x" -keyout "$d/$x.key" -out "$d/$x.csr" >>"$d/openssl.log" 2>&1 &&
+			-subj "/CN=$x" -keyout "$d/$x.key" -out "$d/$x.csr" \
+			>>"$d/openssl.log" 2>&1 &&
 		s2s_sign "$x" "" && s2s_sign "$x" .xmpp &&
 		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 			-days 30 -subj "/CN=$x" -addext "$san" \
 			-keyout "$d/$x.self.key" -out "$d/$x.self.crt" >>"$d/openssl.log" 2>&1 ||
-			bail "openssl could not make the certificates of $x: $(tail -n 3 "$d/openssl.log")"
+			bail "openssl could not make the certificates of $x:" \
+				"$(tail -n 3 "$d/openssl.log")"
 	done
 	chmod 644 "$d"/*.crt "$d"/*.key
 }
@@ -304,22 +316,32 @@ s2s_logs() {
 	echo "# ---- $1 (${S2S_KIND[$1]:-?}) log ${S2S_LOG[$1]:-}:"
 	tail -n "${2:-40}" "${S2S_LOG[$1]:-/dev/null}" 2>/dev/null | sed 's/^/#   /'
 }
-# s2s_wait NAME...: until each server listens on its c2s and s2s ports (bounded), then
-# the ejabberd users (ejabberdctl needs the node). Bails out on a server that failed.
+# s2s_ready NAME: Prosody and ejabberd listen on their c2s and s2s ports; parleyd has
+# said " ready" (all its listeners are open: whether one is s2s, s2s_parley_s2s tells).
+s2s_ready() {
+	if [ "${S2S_KIND[$1]}" = parley ]; then
+		grep -q ' ready' "${S2S_LOG[$1]}" 2>/dev/null
+	else
+		s2s_listening "${S2S_IP[$1]}" "${S2S_C2S[$1]}" &&
+			s2s_listening "${S2S_IP[$1]}" "${S2S_S2S[$1]}"
+	fi
+}
+# s2s_wait NAME...: until each server is ready (bounded: ejabberd 60 s, parleyd 10 s
+# times lib.sh's $slow, Prosody 20 s), then the ejabberd users (ejabberdctl needs the
+# node). Bails out, with the log, on a server that failed.
 s2s_wait() {
 	local name i secs
 	for name in "$@"; do
-		secs=20; [ "${S2S_KIND[$name]}" = ejabberd ] && secs=60
+		case ${S2S_KIND[$name]} in
+		ejabberd) secs=60;; parley) secs=$((10 * slow));; *) secs=20;;
+		esac
 		for ((i = 0; i < secs * 20; i++)); do
-			s2s_alive "$name" || break
-			s2s_listening "${S2S_IP[$name]}" "${S2S_C2S[$name]}" &&
-				s2s_listening "${S2S_IP[$name]}" "${S2S_S2S[$name]}" && break
+			s2s_alive "$name" && ! s2s_ready "$name" || break
 			sleep 0.05
 		done
-		if ! s2s_alive "$name" || ! s2s_listening "${S2S_IP[$name]}" "${S2S_S2S[$name]}"
-		then
+		if ! s2s_alive "$name" || ! s2s_ready "$name"; then
 			s2s_logs "$name"
-			bail "$name (${S2S_KIND[$name]}) did not start listening in $secs s"
+			bail "$name (${S2S_KIND[$name]}) was not ready in $secs s"
 		fi
 	done
 	for name in "$@"; do
@@ -385,8 +407,9 @@ LUA
 	chown -R prosody:prosody "$d"
 	for u in $S2S_USERS; do
 		prosodyctl --config "$d/prosody.cfg.lua" register "$u" "$domain" "$S2S_PASS" \
-			>>"$d/prosodyctl.log" 2>&1 || bail "$name: prosodyctl register $u failed:" \
-			"$(tail -n 3 "$d/prosodyctl.log")"
+			>>"$d/prosodyctl.log" 2>&1 ||
+			bail "$name: prosodyctl register $u failed:" \
+				"$(tail -n 3 "$d/prosodyctl.log")"
 	done
 	# setpriv execs (and so do env and lua): $! is the Prosody process itself.
 	setpriv --reuid=prosody --regid=prosody --init-groups \
@@ -502,19 +525,72 @@ s2s_ejabberd_users() {
 
 # ---- Parley ----
 
-# s2s_parley NAME DOMAIN IP [AUTH [CERT]]: for the integrator, once src/s2s*.c exists:
-# parleyd from the build tree (as lib.sh's start_parleyd runs it, under
-# $PARLEY_TEST_WRAPPER) with its own database, config $T/NAME/parley.xml:
-#   <dns servers="127.0.0.1:$S2S_DNS_PORT"/>
-#   <s2s secure-auth="true|false" ca-file="$S2S_CA/ca.crt"/>
-#   <listen type="c2s" address="$ip" port="${S2S_C2S[$name]}" tls="none"/>
-#   <listen type="s2s" address="$ip" port="${S2S_S2S[$name]}"/>
-#   <host name="$domain" cert="CRT" key="KEY"> (s2s_cert_files) with roster, presence,
-#     disco, ping, version
-# users by parleyctl register; S2S_PID[$name]=the parleyd pid, S2S_LOG[$name]=its log;
-# then s2s_wait, s2s_check and s2s_stop work as they are (kind "parley" needs nothing in
-# s2s_wait). Not written yet: it would be untested until Parley speaks s2s.
-s2s_parley() { bail "s2s_parley: not yet (Parley's s2s is being written)"; }
+# s2s_parley NAME DOMAIN IP [AUTH [CERT]]: parleyd from the build tree (under
+# $PARLEY_TEST_WRAPPER, as lib.sh's start_parleyd runs it) with a database of its own
+# (dropped at exit), its config $T/NAME/parley.xml (<dns servers> our dnsmasq; <s2s
+# secure-auth ca-file> our CA; c2s plain and s2s on IP; the host's certificate of kind
+# CERT) and the users; s2s_wait NAME waits for its c2s and s2s ports. AUTH secure
+# (default): secure-auth="true"; dialback: secure-auth="false". CERT as for Prosody
+# (ca, xmpp, self, wrong). Needs PARLEY_TEST_PG_BASE (lib.sh's need_db).
+s2s_parley() {
+	local name=$1 domain=$2 ip=$3 auth=${4:-secure} cert=${5:-} d db crt key u
+	local secure=true
+	[ -n "$cert" ] || { cert=ca; [ "$auth" = dialback ] && cert=self; }
+	[ "$auth" = dialback ] && secure=false
+	[ -n "${PARLEY_TEST_PG_BASE:-}" ] || bail "s2s_parley: no PARLEY_TEST_PG_BASE"
+	s2s_add parley "$name" "$domain" "$ip"
+	d=$T/$name db=parley_s2s_${name}_$$
+	S2S_LOG[$name]=$d/parleyd.log S2S_PIDFILE[$name]='' S2S_DBS+=("$db")
+	psql "$PARLEY_TEST_PG_BASE dbname=postgres" -qc "DROP DATABASE IF EXISTS $db" \
+		>/dev/null 2>&1
+	psql "$PARLEY_TEST_PG_BASE dbname=postgres" -qc "CREATE DATABASE $db" >/dev/null ||
+		bail "$name: cannot create the database $db"
+	read -r crt key < <(s2s_cert_files "$domain" "$cert")
+	cat >"$d/parley.xml" <<XML
+<!-- written by tests/integration/s2s_lib.sh: $name, $domain on $ip ($auth, cert $cert) -->
+<parley>
+  <log level="$S2S_LOG_LEVEL"/>
+  <database conninfo="$PARLEY_TEST_PG_BASE dbname=$db" pool="2"/>
+  <modules dir="$B/modules/.libs"/>
+  <control socket="$d/ctl.sock"/>
+  <dns servers="127.0.0.1:$S2S_DNS_PORT"/>
+  <s2s secure-auth="$secure" ca-file="$S2S_CA/ca.crt"/>
+  <listen type="c2s" address="$ip" port="${S2S_C2S[$name]}" tls="none"/>
+  <listen type="s2s" address="$ip" port="${S2S_S2S[$name]}"/>
+  <host name="$domain" cert="$crt" key="$key">
+    <module name="disco"/> <module name="roster"/> <module name="presence"/>
+    <module name="ping"/> <module name="version"/>
+  </host>
+</parley>
+XML
+	"$B/src/parleyctl" -c "$d/parley.xml" db migrate >>"$d/parleyctl.log" 2>&1 ||
+		bail "$name: parleyctl db migrate failed: $(tail -n 3 "$d/parleyctl.log")"
+	for u in $S2S_USERS; do
+		"$B/src/parleyctl" -c "$d/parley.xml" register "$u" "$domain" "$S2S_PASS" \
+			>>"$d/parleyctl.log" 2>&1 ||
+			bail "$name: parleyctl register $u failed: $(tail -n 3 "$d/parleyctl.log")"
+	done
+	${PARLEY_TEST_WRAPPER:-} "$B/src/parleyd" -c "$d/parley.xml" >>"$d/parleyd.log" 2>&1 &
+	S2S_PID[$name]=$!
+}
+# s2s_parley_s2s NAME: true when that parleyd listens on its s2s port (Parley serves s2s).
+s2s_parley_s2s() { s2s_listening "${S2S_IP[$1]}" "${S2S_S2S[$1]}"; }
+# s2s_parley_stop NAME TEXT: SIGTERM to that parleyd; ok TEXT when it exits 0 in 10 s
+# (times $slow; under valgrind an error is exit 99), not_ok with its log otherwise.
+s2s_parley_stop() {
+	local p=${S2S_PID[$1]} rc
+	kill -TERM "$p" 2>/dev/null
+	if ! poll $((10 * slow)) "" gone "$p"; then
+		not_ok "$2" "still running after $((10 * slow)) s"
+		kill -KILL "$p" 2>/dev/null
+	else
+		wait "$p"; rc=$?
+		if [ $rc -eq 0 ]; then ok "$2"
+		else not_ok "$2" "rc=$rc" "$(grep -v ' debug ' "${S2S_LOG[$1]}" | tail -n 30)"; fi
+	fi
+	wait "$p" 2>/dev/null
+	S2S_PID[$1]=''
+}
 
 # ---- the client checks ----
 
@@ -531,7 +607,8 @@ s2s_check() {
 		"alice@${S2S_DOMAIN[$a]}" "$S2S_PASS" "${S2S_IP[$a]}:${S2S_C2S[$a]}" \
 		"bob@${S2S_DOMAIN[$b]}" "$S2S_PASS" "${S2S_IP[$b]}:${S2S_C2S[$b]}" >"$out" 2>&1
 	local rc=$?
-	[ $rc -eq 0 ] || grep -q '^not ok' "$out" || echo "not ok - $3: s2s_check.py exited $rc" >>"$out"
+	[ $rc -eq 0 ] || grep -q '^not ok' "$out" ||
+		echo "not ok - $3: s2s_check.py exited $rc" >>"$out"
 	cat "$out"
 	count "$out"
 	if grep -q '^not ok' "$out"; then s2s_logs "$a" 60; s2s_logs "$b" 60; fi
