@@ -6,7 +6,7 @@ PARLEY_BUILD_PKGS="build-essential autoconf automake libtool pkg-config
 	libexpat1-dev libevent-dev libssl-dev libc-ares-dev libpq-dev libidn-dev
 	libwslay-dev libhttp-parser-dev postgresql-15 openssl ca-certificates"
 PARLEY_TEST_PKGS="libcmocka-dev libstrophe-dev clang valgrind python3 python3-slixmpp
-	python3-aiohttp nodejs npm dnsmasq-base"
+	python3-aiohttp nodejs npm prosody lua-unbound ejabberd dnsmasq-base"
 PG_BIN=/usr/lib/postgresql/15/bin
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -28,9 +28,24 @@ need_pkgs() {
 		"or apt-get install them)"
 	say "installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# No service starts during the install (invoke-rc.d asks policy-rc.d): the
+	# tests start Prosody and ejabberd themselves, and system instances would be
+	# left running on 5222/5269.
+	local policy=''
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		policy=1
+	fi
 	apt-get update -qq >/dev/null
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-		die "apt-get install failed"
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	local rc=$?
+	[ -n "$policy" ] && rm -f /usr/sbin/policy-rc.d
+	[ $rc -eq 0 ] || die "apt-get install failed"
+	for p in prosody ejabberd; do	# nor at the next boot
+		[[ " ${missing[*]} " == *" $p "* ]] && update-rc.d "$p" disable >/dev/null 2>&1
+	done
+	return 0
 }
 
 # Builds in the source tree; configure runs again only when needed.

@@ -41,6 +41,9 @@ export PARLEY_TEST_REQUIRE_DB=1
 # nodejs and npm are installed above and the npm registry is reachable (as in CI):
 # xmppjs.test fails rather than skips when it cannot get @xmpp/client.
 export PARLEY_TEST_REQUIRE_NODE=${PARLEY_TEST_REQUIRE_NODE:-1}
+# prosody, ejabberd and dnsmasq-base are installed above: s2s_interop.test fails
+# rather than skips without them.
+export PARLEY_TEST_REQUIRE_INTEROP=${PARLEY_TEST_REQUIRE_INTEROP:-1}
 export PARLEY_TEST_TMP="$TMP"
 # The integration tests run parleyd under valgrind: a leak or a bad read makes
 # it exit 99 at SIGTERM, and the test that checks the exit status fails.

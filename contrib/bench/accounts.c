@@ -42,7 +42,7 @@ static void ibr_done(void)
 
 /* --register-cmd for account name, each {...} single-quoted for sh; -1 if
  * it does not fit in cmd[cap]. */
-static int register_cmd_line(const char *name, char *cmd, size_t cap)
+static int register_cmd_line(const char *name, const char *host, char *cmd, size_t cap)
 {
 	char *p = cmd, *lim = cmd + cap - 1;
 
@@ -52,7 +52,7 @@ static int register_cmd_line(const char *name, char *cmd, size_t cap)
 		if (strncmp(t, "{user}", 6) == 0)
 			val = name, t += 5;
 		else if (strncmp(t, "{host}", 6) == 0)
-			val = opt.host, t += 5;
+			val = host, t += 5;
 		else if (strncmp(t, "{password}", 10) == 0)
 			val = opt.password, t += 9;
 		if (!val) {
@@ -81,7 +81,8 @@ static void register_spawn(const struct sess *s)
 	char cmd[4096], name[300];
 	pid_t pid;
 
-	if (register_cmd_line(sess_user(s, name, sizeof(name)), cmd, sizeof(cmd)) < 0)
+	if (register_cmd_line(sess_user(s, name, sizeof(name)), acct_host(s->idx), cmd,
+			      sizeof(cmd)) < 0)
 		fatal("--register-cmd too long after substitution");
 	pid = fork();
 	if (pid < 0)

@@ -9,6 +9,10 @@
  * bench's own load is measured over the sending window only, so that the
  * parent can tell when a step measured the bench and not the server.
  *
+ * With --server2 (s2s) the senders are the first server's accounts and the
+ * receivers the second's (options.h), picked at random among those online, a
+ * bounded number of tries each: every message crosses the s2s link one way.
+ *
  * The muc scenario reuses the ticks and steps: it names the senders (the
  * occupants) and builds the messages (to the room) through a chat_builder.
  */
@@ -109,6 +113,34 @@ static void step_finish(uint64_t now)
 		fatal("event_add failed");
 }
 
+#define PICK_TRIES	64
+
+/* A random online slot of this worker's to send from (with --server2: on the
+ * first server); UINT32_MAX when the tries found none. */
+static uint32_t pick_sender(void)
+{
+	for (int i = 0; i < PICK_TRIES; i++) {
+		uint32_t slot = online_local[rnd_below(n_online_local)];
+
+		if (builder || !acct_on_second(W.s[slot].idx))
+			return slot;
+	}
+	return UINT32_MAX;
+}
+
+/* A random online account other than from to send to (with --server2: on the
+ * second server); UINT32_MAX when the tries found none. */
+static uint32_t pick_receiver(uint32_t from)
+{
+	for (int i = 0; i < PICK_TRIES; i++) {
+		uint32_t to = online_all[rnd_below(n_online_all)];
+
+		if (to != from && (!opt.host2 || acct_on_second(to)))
+			return to;
+	}
+	return UINT32_MAX;
+}
+
 /* Sends `left` messages from random senders, --burst at a time per sender. */
 static void chat_send(uint64_t left)
 {
@@ -116,12 +148,12 @@ static void chat_send(uint64_t left)
 	size_t ends[MAX_BURST];	/* --ws: where each message ends, one frame each */
 
 	while (left > 0) {
-		uint32_t slot = online_local[rnd_below(n_online_local)];
-		struct sess *s = &W.s[slot];
+		uint32_t slot = pick_sender();
+		struct sess *s = slot == UINT32_MAX ? NULL : &W.s[slot];
 		size_t len = 0;
-		uint32_t k = opt.burst < left ? opt.burst : (uint32_t)left;
+		uint32_t k = opt.burst < left ? opt.burst : (uint32_t)left, n = 0;
 
-		if (s->state != S_ONLINE || (!s->tls_on && s->fd < 0)) {
+		if (!s || s->state != S_ONLINE || (!s->tls_on && s->fd < 0)) {
 			left--;		/* a lost sender: this message is not sent */
 			step_sent++;
 			W.rep.blocked++;
@@ -139,20 +171,22 @@ static void chat_send(uint64_t left)
 			if (builder) {
 				len += builder(buf + len, s, s->seq++);
 			} else {
-				do
-					to = online_all[rnd_below(n_online_all)];
-				while (to == s->idx);
+				to = pick_receiver(s->idx);
+				if (to == UINT32_MAX) {	/* counted as not sent */
+					W.rep.blocked++;
+					continue;
+				}
 				len += chat_message(buf + len, to, s->seq++, false);
 			}
-			ends[i] = len;
+			ends[n++] = len;
 		}
-		if (s->ws && k > 1)
-			ws_write_each(s, buf, ends, k);
-		else
+		if (s->ws && n > 1)
+			ws_write_each(s, buf, ends, n);
+		else if (n > 0)
 			sess_write(s, buf, len);
 		left -= k;
 		step_sent += k;
-		W.sent_total += k;
+		W.sent_total += n;
 	}
 }
 

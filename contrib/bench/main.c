@@ -77,6 +77,11 @@ static void json_header(void)
 	j_str("host", opt.host);
 	j_str("address", opt.addr);
 	j_u64("port", (uint64_t)opt.port);
+	if (opt.host2) {
+		j_str("host2", opt.host2);
+		j_str("address2", opt.addr2);
+		j_u64("port2", (uint64_t)opt.port2);
+	}
 	j_str("prefix", opt.prefix);
 	j_num("login_rate_limit", opt.login_rate, 0);
 }

@@ -42,6 +42,9 @@ static void usage(FILE *f)
 "  -a ADDR               server address (default 127.0.0.1)\n"
 "  -p PORT               server port (default 5222, 5223 with --tls direct;\n"
 "                        with --ws 5280, 5443 with --tls direct)\n"
+"  --server2 ADDR:PORT   s2s: a second server, which the odd accounts log in to\n"
+"  --host2 HOST          s2s: the second server's domain (with --server2); chat\n"
+"                        sends from the first server's accounts to the second's\n"
 "  --tls MODE            none | starttls | direct (default starttls; none with --ws)\n"
 "  --ws PATH             XMPP over WebSocket (RFC 7395) at ws://ADDR:PORT/PATH\n"
 "                        (wss:// with --tls direct), e.g. /xmpp-websocket\n"
@@ -157,7 +160,7 @@ enum {
 	O_TLS = 256, O_SASL, O_PID, O_RATE, O_RATES, O_STEP, O_DRAIN, O_HOLD, O_SETTLE,
 	O_MESSAGES, O_TIMEOUT, O_PREFIX, O_PASSWORD, O_RESOURCE, O_REGCMD, O_IBR, O_NOREG,
 	O_LOGINRATE, O_MAXPEND, O_LOGINTO, O_CPA, O_BURST, O_NOSM, O_QUIET, O_SEED, O_HELP,
-	O_SCRAMCACHE, O_ROOM, O_JOINRATE, O_WS, O_WSORIGIN,
+	O_SCRAMCACHE, O_ROOM, O_JOINRATE, O_WS, O_WSORIGIN, O_SERVER2, O_HOST2,
 };
 
 static const struct option long_opts[] = {
@@ -192,6 +195,8 @@ static const struct option long_opts[] = {
 	{ "scram-cache", required_argument, NULL, O_SCRAMCACHE },
 	{ "room", required_argument, NULL, O_ROOM },
 	{ "join-rate", required_argument, NULL, O_JOINRATE },
+	{ "server2", required_argument, NULL, O_SERVER2 },
+	{ "host2", required_argument, NULL, O_HOST2 },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -269,6 +274,20 @@ static bool parse_login_opt(int c, bool *port_set, bool *tls_set)
 		break;
 	case 'h': opt.host = optarg; break;
 	case 'a': opt.addr = optarg; break;
+	case O_HOST2: opt.host2 = optarg; break;
+	case O_SERVER2: {
+		const char *colon = strrchr(optarg, ':');
+		static char addr2[64];
+
+		if (!colon || colon == optarg || (size_t)(colon - optarg) >= sizeof(addr2) ||
+		    !parse_uint(colon + 1, 65535, &u) || u == 0)
+			fail_early("--server2 wants ADDR:PORT, not '%s'", optarg);
+		memcpy(addr2, optarg, (size_t)(colon - optarg));
+		addr2[colon - optarg] = '\0';
+		opt.addr2 = addr2;
+		opt.port2 = (int)u;
+		break;
+	}
 	case 'p':
 		if (!parse_uint(optarg, 65535, &u) || u == 0)
 			fail_early("bad -p '%s'", optarg);
@@ -402,6 +421,15 @@ static void check_args(void)
 	    strlen(opt.resource) > 64 || !*opt.resource || strlen(opt.password) > 256 ||
 	    strpbrk(opt.host, "'\"<>&/@ ") || strpbrk(opt.resource, "'\"<>&"))
 		fail_early("--prefix, -h, --resource or --password is too long or invalid");
+	if (!opt.host2 != !opt.addr2)
+		fail_early("--server2 and --host2 go together");
+	if (opt.host2 && (strlen(opt.host2) > JID_PART_MAX || strpbrk(opt.host2, "'\"<>&/@ ") ||
+			  !strcmp(opt.host2, opt.host)))
+		fail_early("--host2 is too long, invalid or -h's domain");
+	if (opt.host2 && (opt.ws_path || opt.sc == SC_OFFLINE || opt.sc == SC_MUC))
+		fail_early("--server2: login, idle and chat over TCP only");
+	if (opt.host2 && opt.n < 2)
+		fail_early("--server2 needs -n 2 or more (one account on each server)");
 	if (opt.ws_path && opt.tls == TLS_STARTTLS)
 		fail_early("--ws: no STARTTLS over WebSocket (RFC 7395 §3.7): --tls none or direct");
 	if (opt.sasl == SASL_PLAIN && opt.tls == TLS_NONE)
@@ -415,20 +443,36 @@ static void check_args(void)
 		opt.j = (int)opt.n;
 }
 
-static void resolve_addr(void)
+static bool loopback4(const struct sockaddr_storage *sa)
+{
+	return sa->ss_family == AF_INET &&
+	       (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+}
+
+static void resolve_one(const char *addr, int port, const char *what,
+			struct sockaddr_storage *sa, socklen_t *salen)
 {
 	struct addrinfo hints = { .ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *ai;
-	char port[8];
+	char p[8];
 
-	snprintf(port, sizeof(port), "%d", opt.port);
-	if (getaddrinfo(opt.addr, port, &hints, &ai) != 0)
-		fail_early("-a needs a numeric address, not '%s'", opt.addr);
-	memcpy(&opt.sa, ai->ai_addr, ai->ai_addrlen);
-	opt.salen = ai->ai_addrlen;
+	snprintf(p, sizeof(p), "%d", port);
+	if (getaddrinfo(addr, p, &hints, &ai) != 0)
+		fail_early("%s needs a numeric address, not '%s'", what, addr);
+	memcpy(sa, ai->ai_addr, ai->ai_addrlen);
+	*salen = ai->ai_addrlen;
 	freeaddrinfo(ai);
-	opt.loopback4 = opt.sa.ss_family == AF_INET &&
-			(ntohl(((struct sockaddr_in *)&opt.sa)->sin_addr.s_addr) >> 24) == 127;
+}
+
+static void resolve_addr(void)
+{
+	resolve_one(opt.addr, opt.port, "-a", &opt.sa, &opt.salen);
+	opt.loopback4 = loopback4(&opt.sa);
+	if (opt.addr2) {
+		resolve_one(opt.addr2, opt.port2, "--server2", &opt.sa2, &opt.salen2);
+		/* the sources are spread for both servers alike */
+		opt.loopback4 = opt.loopback4 && loopback4(&opt.sa2);
+	}
 	if (!opt.loopback4 && opt.n > opt.conns_per_addr)
 		fail_early("source addresses are spread over 127.0.0.0/8 only: use a 127.x "
 			   "server address or raise --conns-per-addr");

@@ -30,7 +30,9 @@ struct options {
 	const char *room;	/* muc: the room's bare JID */
 	const char *ws_path;	/* --ws: RFC 7395 on this HTTP path; NULL: TCP */
 	const char *ws_origin;	/* --ws-origin: the Origin header, if any */
+	const char *host2, *addr2;	/* --host2, --server2: NULL without a second server */
 	int port;
+	int port2;
 	enum tls_mode tls;
 	enum sasl_choice sasl;
 	enum scenario sc;
@@ -48,14 +50,29 @@ struct options {
 	bool sm;
 	int verbose;
 	uint64_t seed;
-	struct sockaddr_storage sa;
-	socklen_t salen;
+	struct sockaddr_storage sa, sa2;
+	socklen_t salen, salen2;
 	/* Not options, but as fixed once the workers run: */
 	bool loopback4;		/* the server is on 127.0.0.0/8: sources can spread */
 	uint64_t run_start;	/* CLOCK_MONOTONIC is system-wide: older messages are stale */
 };
 
 extern struct options opt;
+
+/*
+ * --server2 and --host2: federation (s2s). The odd-numbered accounts live on the
+ * second server, in its domain; chat then sends from the even accounts only to
+ * the odd ones, so that every message crosses the s2s link from the first
+ * server to the second. Without them every account is on the one server.
+ */
+static inline bool acct_on_second(uint32_t idx)
+{
+	return opt.host2 && (idx & 1);
+}
+static inline const char *acct_host(uint32_t idx)
+{
+	return acct_on_second(idx) ? opt.host2 : opt.host;
+}
 
 /* Fills opt from argv, or prints the error (stderr and JSON) and exits 2;
  * --help prints the usage and exits 0. */

@@ -211,7 +211,7 @@ void sess_send_header(struct sess *s)
 	}
 	snprintf(buf, sizeof(buf), "<?xml version='1.0'?><stream:stream to='%s' "
 		 "xmlns='jabber:client' xmlns:stream='" NS_STREAMS "' version='1.0'>",
-		 opt.host);
+		 acct_host(s->idx));
 	s->state = S_HEADER;
 	sess_puts(s, buf);
 }
@@ -228,7 +228,7 @@ int sess_start_tls(struct sess *s)
 		sess_fail(s, F_TLS, "SSL_new failed");
 		return -1;
 	}
-	SSL_set_tlsext_host_name(ssl, opt.host);
+	SSL_set_tlsext_host_name(ssl, acct_host(s->idx));
 	if (opt.tls == TLS_DIRECT)
 		SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1);	/* XEP-0368 */
 	/* Detach the socket so that freeing the plain bufferevent keeps it. */
@@ -307,13 +307,16 @@ void sess_connect(struct sess *s)
 {
 	evutil_socket_t fd;
 	int one = 1;
+	bool second = acct_on_second(s->idx);
+	const struct sockaddr_storage *sa = second ? &opt.sa2 : &opt.sa;
+	socklen_t salen = second ? opt.salen2 : opt.salen;
 
 	sess_reset(s);
 	W.pending++;
 	W.rep.attempted++;
 	if (!W.rep.t_first)
 		W.rep.t_first = s->t0;
-	fd = socket(opt.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		sess_fail(s, F_CONNECT, "socket: %s", strerror(errno));
 		return;
@@ -333,7 +336,7 @@ void sess_connect(struct sess *s)
 	s->tls_on = false;
 	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
 	if (bufferevent_enable(s->bev, EV_READ | EV_WRITE) < 0 ||
-	    bufferevent_socket_connect(s->bev, (struct sockaddr *)&opt.sa, (int)opt.salen) < 0)
+	    bufferevent_socket_connect(s->bev, (const struct sockaddr *)sa, (int)salen) < 0)
 		sess_fail(s, F_CONNECT, "connect: %s", strerror(errno));
 }
 

@@ -181,7 +181,9 @@ static void cmd_cb(evutil_socket_t fd, short what, void *arg)
 
 static int build_jids(void)
 {
-	size_t per = W.prefix_len + 12 + strlen(opt.host) + strlen(opt.resource) + 2, off = 0;
+	size_t hl = strlen(opt.host), hl2 = opt.host2 ? strlen(opt.host2) : 0;
+	size_t per = W.prefix_len + 12 + (hl > hl2 ? hl : hl2) + strlen(opt.resource) + 2;
+	size_t off = 0;
 
 	W.jids = malloc(per * opt.n);
 	W.jid_off = calloc(opt.n, sizeof(*W.jid_off));
@@ -190,7 +192,8 @@ static int build_jids(void)
 	if (!W.jids || !W.jid_off || !W.jid_len || !W.bare_len)
 		return -1;
 	for (uint32_t i = 0; i < opt.n; i++) {
-		int b = snprintf(W.jids + off, per, "%s%" PRIu32 "@%s", opt.prefix, i, opt.host);
+		int b = snprintf(W.jids + off, per, "%s%" PRIu32 "@%s", opt.prefix, i,
+				 acct_host(i));
 		int f = snprintf(W.jids + off + b, per - (size_t)b, "/%s", opt.resource);
 
 		if (b < 0 || f < 0 || (size_t)(b + f) >= per)
