@@ -11,7 +11,8 @@
  * changes, invented prefixes (ns1, ns2...) for namespaced attributes. Elements in
  * the streams namespace (<stream:features/>, <stream:error/>) are written with the
  * "stream:" prefix, because several clients match those by their prefixed name
- * rather than by namespace.
+ * rather than by namespace; dialback's (<db:result/>, <db:verify/>) with "db:",
+ * which servers such as ejabberd match the same way.
  */
 #include "xml.h"
 
@@ -649,9 +650,27 @@ int xml_escape(struct xml_buf *buf, const char *s, size_t len, bool attr)
 	return xml_buf_add(buf, (const char *)run, (size_t)(end - run));
 }
 
+/* The namespaces written with a prefix, and the prefix ("stream", "db"). */
+static const struct {
+	const char *ns, *prefix, *decl;
+} prefixed[] = {
+	{ NS_STREAMS, "stream:", " xmlns:stream='" NS_STREAMS "'" },
+	{ "jabber:server:dialback", "db:", " xmlns:db='jabber:server:dialback'" },
+};
+
+static int prefix_of(const struct xml_node *n)
+{
+	if (!n->ns)
+		return -1;
+	for (int i = 0; i < (int)(sizeof(prefixed) / sizeof(*prefixed)); i++)
+		if (strcmp(n->ns, prefixed[i].ns) == 0)
+			return i;
+	return -1;
+}
+
 static bool is_stream_el(const struct xml_node *n)
 {
-	return n->ns && strcmp(n->ns, NS_STREAMS) == 0;
+	return prefix_of(n) >= 0;
 }
 
 /* The default namespace in effect where n's start tag goes. A stream: prefixed
@@ -667,12 +686,14 @@ static const char *scope_ns(const struct xml_node *n, const struct xml_node *top
 	return parent_ns;
 }
 
-/* Whether an enclosing element of this serialization already bound "stream:". */
+/* Whether an enclosing element of this serialization already bound n's prefix. */
 static bool stream_bound(const struct xml_node *n, const struct xml_node *top)
 {
+	int p = prefix_of(n);
+
 	while (n != top) {
 		n = n->parent;
-		if (is_stream_el(n))
+		if (prefix_of(n) == p)
 			return true;
 	}
 	return false;
@@ -751,10 +772,11 @@ static int open_tag(const struct xml_node *n, const struct xml_node *top,
 	if (buf_str(b, "<") < 0)
 		return -1;
 	if (is_stream_el(n)) {
-		if (buf_str(b, "stream:") < 0 || buf_str(b, n->name) < 0)
+		int p = prefix_of(n);
+
+		if (buf_str(b, prefixed[p].prefix) < 0 || buf_str(b, n->name) < 0)
 			return -1;
-		if (!stream_bound(n, top) &&
-		    buf_str(b, " xmlns:stream='" NS_STREAMS "'") < 0)
+		if (!stream_bound(n, top) && buf_str(b, prefixed[p].decl) < 0)
 			return -1;
 	} else {
 		if (buf_str(b, n->name) < 0)
@@ -776,7 +798,7 @@ static int close_tag(const struct xml_node *n, struct xml_buf *b)
 {
 	if (buf_str(b, "</") < 0)
 		return -1;
-	if (is_stream_el(n) && buf_str(b, "stream:") < 0)
+	if (is_stream_el(n) && buf_str(b, prefixed[prefix_of(n)].prefix) < 0)
 		return -1;
 	if (buf_str(b, n->name) < 0)
 		return -1;
@@ -836,7 +858,8 @@ struct xml_bytes *xml_bytes(const struct xml_node *root, const char *parent_ns)
 	}
 	x->refs = 2;	/* the tree's and the caller's */
 	x->ns = norm_ns(parent_ns) ? strdup(parent_ns) : NULL;
-	x->head = 1 + (is_stream_el(r) ? strlen("stream:") : 0) + strlen(r->name);
+	x->head = 1 + (is_stream_el(r) ? strlen(prefixed[prefix_of(r)].prefix) : 0) +
+		  strlen(r->name);
 	x->len = b.len;
 	memcpy(x->data, b.data, b.len);
 	xml_buf_free(&b);
