@@ -255,7 +255,9 @@ void s2s_route_ready(struct s2s_route *r)
 	r->last_error[0] = '\0';
 	r->last_condition = NULL;
 	evtimer_del(r->timer);
-	while (r->out && r->state == ROUTE_READY && (st = s2s_queue_pop(&r->queue)))
+	/* Sending may close the stream (a peer that acknowledges nothing): then
+	 * the rest waits for the next one. */
+	while (r->out && s2s_out_ready(r->out) && (st = s2s_queue_pop(&r->queue)))
 		s2s_out_send(r->out, st);
 }
 
@@ -265,8 +267,13 @@ void s2s_route_down(struct s2s_route *r, struct s2s_queue *unacked, const char *
 	unsigned backoff;
 
 	r->out = NULL;
-	/* What the peer never acknowledged goes out again first, in order. */
+	/* What the peer never acknowledged goes out again first, in order; its
+	 * wait for a stream (connect-timeout) starts now. */
 	if (unacked && unacked->head) {
+		time_t now = time(NULL);
+
+		for (struct s2s_item *it = unacked->head; it; it = it->next)
+			it->since = now;
 		s2s_counters.resent += unacked->len;
 		unacked->tail->next = r->queue.head;
 		if (!r->queue.head)
@@ -337,7 +344,7 @@ void s2s_route(struct xml_node *st, const struct jid *from, const struct jid *to
 		return;
 	}
 	if (r->state == ROUTE_READY && r->out) {
-		s2s_out_send(r->out, st);
+		s2s_out_send(r->out, st);	/* or, closing, into the queue */
 		return;
 	}
 	if (r->queue.len >= p->queue) {

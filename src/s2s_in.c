@@ -61,6 +61,7 @@ struct s2s_in {
 	char local[JID_PART_MAX + 1];	/* the header's to */
 	char from[JID_PART_MAX + 1];	/* the header's from, "" when none */
 	bool opened, closing, restart, paused, feeding, dead, counted_ip;
+	bool stopping;			/* shutting down: closes once what it took is delivered */
 	bool version, sasl_done;
 	struct pair pairs[S2S_PAIRS_MAX];
 	unsigned npairs;
@@ -137,6 +138,7 @@ static void end_stream(struct s2s_in *i)
 	conn_write(i->conn, "</stream:stream>", 16);
 	i->closing = true;
 	conn_close(i->conn);
+	xmlstream_stop(i->xs);	/* what follows in this read is not handled */
 }
 
 static void send_header(struct s2s_in *i)
@@ -503,7 +505,11 @@ static void advance(struct s2s_in *i)
 		i->npend--;
 		free(p);
 	}
-	if (i->paused && i->npend < PENDING_MAX / 2) {
+	if (i->stopping && !i->ph) {
+		stream_error(i, "system-shutdown", "the server is shutting down");
+		return;
+	}
+	if (i->paused && !i->stopping && i->npend < PENDING_MAX / 2) {
 		i->paused = false;
 		conn_pause(i->conn, false);
 		feed(i);
@@ -798,8 +804,17 @@ int s2s_in_init(void)
 
 void s2s_in_close_all(const char *condition, const char *text)
 {
-	for (struct s2s_in *i = ins; i; i = i->next)
+	for (struct s2s_in *i = ins; i; i = i->next) {
+		if (i->ph && !i->closing) {
+			/* Stanzas on their way to storage: the acknowledgement at the
+			 * close counts them, so the peer does not send them again. */
+			i->stopping = true;
+			i->paused = true;
+			conn_pause(i->conn, true);
+			continue;
+		}
 		stream_error(i, condition, text);
+	}
 }
 
 size_t s2s_in_close_domain(const char *domain)

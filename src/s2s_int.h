@@ -115,8 +115,10 @@ void s2s_stream_header(char *buf, size_t len, const char *from, const char *to,
 /* Starts an outgoing stream for the route (it calls s2s_route_ready or
  * s2s_route_down later, never from inside this call). */
 struct s2s_out *s2s_out_start(struct s2s_route *r);
-/* An authenticated stream takes a stanza (consumed). */
+/* An authenticated stream takes a stanza (consumed); one that is closing
+ * puts it back in the route's queue. */
 void s2s_out_send(struct s2s_out *o, struct xml_node *st);
+bool s2s_out_ready(const struct s2s_out *o);
 /* Sends the route's waiting verifications if the stream can carry them. */
 void s2s_out_verifies(struct s2s_out *o);
 /* Closes (</stream:stream>), with a stream error when condition is set. */

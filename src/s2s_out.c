@@ -117,6 +117,11 @@ static void request_ack(evutil_socket_t fd, short what, void *arg)
 	xml_unref(r);
 }
 
+bool s2s_out_ready(const struct s2s_out *o)
+{
+	return o->state == O_READY;
+}
+
 void s2s_out_send(struct s2s_out *o, struct xml_node *st)
 {
 	if (o->state != O_READY) {
@@ -125,23 +130,22 @@ void s2s_out_send(struct s2s_out *o, struct xml_node *st)
 		s2s_queue_push(&o->route->queue, st, time(NULL));
 		return;
 	}
-	if (o->sm_on && o->unacked.len >= S2S_UNACKED_MAX) {
-		/* The peer acknowledges nothing: a new stream, rather than growing. */
-		s2s_queue_push(&o->route->queue, st, time(NULL));
-		s2s_out_close(o, "resource-constraint", "you acknowledge nothing we send");
-		return;
-	}
 	write_el(o, st);
 	o->stanzas_out++;
 	s2s_counters.stanzas_out++;
 	o->active = time(NULL);
-	if (o->sm_on) {
-		s2s_queue_push(&o->unacked, st, o->active);
-		if (o->ack_ev)
-			event_active(o->ack_ev, 0, 0);
+	if (!o->sm_on) {
+		xml_unref(st);
 		return;
 	}
-	xml_unref(st);
+	s2s_queue_push(&o->unacked, st, o->active);
+	if (o->ack_ev)
+		event_active(o->ack_ev, 0, 0);
+	if (o->unacked.len >= S2S_UNACKED_MAX) {
+		/* The peer acknowledges nothing: a new stream, rather than growing;
+		 * what it did not acknowledge goes out again there, in order. */
+		s2s_out_close(o, "resource-constraint", "you acknowledge nothing we send");
+	}
 }
 
 void s2s_out_verifies(struct s2s_out *o)
@@ -267,6 +271,7 @@ static void stream_error(struct s2s_out *o, const char *condition, const char *t
 	if (o->conn) {
 		o->state = O_CLOSING;
 		conn_close(o->conn);	/* CONN_CLOSED frees */
+		xmlstream_stop(o->xs);	/* the rest of this read is not handled */
 	} else {
 		out_free(o);
 	}
@@ -289,6 +294,7 @@ void s2s_out_close(struct s2s_out *o, const char *condition, const char *text)
 	conn_write(o->conn, "</stream:stream>", 16);
 	o->state = O_CLOSING;
 	conn_close(o->conn);
+	xmlstream_stop(o->xs);
 }
 
 /* ---- connecting ---- */
@@ -853,6 +859,10 @@ static void on_conn(struct conn *c, void *arg, enum conn_event ev, const char *w
 			break;
 		}
 		note_why(o, "remote-server-timeout", text);
+		if (o->state == O_READY)
+			log_info("s2s", "%s -> %s: stream lost (%s); %zu unacknowledged "
+				 "stanza(s) go again", o->route->local, o->route->remote, text,
+				 o->unacked.len);
 		out_free(o);
 		break;
 	case CONN_CLOSED:
