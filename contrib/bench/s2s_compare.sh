@@ -13,8 +13,7 @@
 #
 #   contrib/bench/s2s_compare.sh [options] [-- BENCH-OPTIONS]
 #
-#   --servers LIST       prosody, ejabberd or both (default prosody,ejabberd); parley
-#                        joins when it speaks s2s (s2s_lib.sh's s2s_parley)
+#   --servers LIST       parley, prosody, ejabberd, in that order by default
 #   -n N                 accounts: N/2 on each server (default 200)
 #   --rates R1,R2,...    msgs/s (default 1000,2000,5000)
 #   --step-seconds S     seconds per step (default 4)
@@ -22,14 +21,16 @@
 #                        /tmp/s2s-compare-DATE.jsonl; the table: the same name, .md)
 #   --keep               keep the temp dir (configs, logs)
 #
-# Accounts are made by in-band registration (XEP-0077) through the bench (Prosody's
-# mod_register, ejabberd's mod_register), then the chat run follows on the same
-# server processes. Logging is at warn. Everything is on 127.0.0.x, bounded by
+# Accounts are made by in-band registration (XEP-0077) through the bench (Parley's
+# mod_register, Prosody's mod_register, ejabberd's mod_register), then the chat run
+# follows on the same server processes. Parley's two instances get databases on a
+# private PostgreSQL (as in contrib/test.sh), removed at the end, unless
+# PARLEY_TEST_PG_BASE names one. Logging is at warn. Everything is on 127.0.0.x, bounded by
 # timeout, and stopped at the end. No timing is asserted: figures only.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 
-SERVERS=prosody,ejabberd N=200 RATES=1000,2000,5000 STEP=4 OUT='' KEEP=0 EXTRA=()
+SERVERS=parley,prosody,ejabberd N=200 RATES=1000,2000,5000 STEP=4 OUT='' KEEP=0 EXTRA=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--servers) SERVERS=${2:-}; shift 2 || break;;
@@ -51,12 +52,14 @@ fi
 [[ $STEP =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "s2s_compare.sh: bad --step-seconds" >&2; exit 2; }
 IFS=, read -r -a LIST <<<"$SERVERS"
 for s in "${LIST[@]}"; do
-	case $s in prosody|ejabberd) ;; *) echo "s2s_compare.sh: unknown server '$s'" >&2
+	case $s in parley|prosody|ejabberd) ;; *) echo "s2s_compare.sh: unknown server '$s'" >&2
 		exit 2;; esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "s2s_compare.sh: run as root (servers run as their users)" >&2
 	exit 2; }
-[ -x contrib/bench/parley-bench ] || { echo "s2s_compare.sh: build first (make)" >&2; exit 2; }
+for f in contrib/bench/parley-bench src/parleyd src/parleyctl; do
+	[ -x "$f" ] || { echo "s2s_compare.sh: build first (make): no $f" >&2; exit 2; }
+done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # The harness of the s2s tests; its bail ends the script.
@@ -75,7 +78,18 @@ S2S_EJABBERD_YML='registration_timeout: infinity'
 S2S_EJABBERD_MODULES='  mod_register:
     access: register
     ip_access: all'
+S2S_PARLEY_MODULES='<module name="register" allow-registration="true" rate="100000"/>'
 s2s_init s2s-bench
+PGT=''
+if [[ ,$SERVERS, == *,parley,* ]] && [ -z "${PARLEY_TEST_PG_BASE:-}" ]; then
+	# shellcheck source=contrib/lib.sh
+	. contrib/lib.sh
+	PGT=$(mktemp -d /tmp/parley-s2s-bench-pg.XXXXXX) && chmod 755 "$PGT" ||
+		bail "mktemp failed"
+	PG_FSYNC=off pg_start "$PGT/pg" >&2
+	PARLEY_TEST_PG_BASE=$PG_CONNINFO_BASE
+	trap 's2s_cleanup; pg_stop; rm -rf "$PGT"' EXIT
+fi
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=${OUT:-/tmp/s2s-compare-$STAMP.jsonl}
 : >"$OUT" || { echo "s2s_compare.sh: cannot write $OUT" >&2; exit 2; }
@@ -98,7 +112,8 @@ for s in "${LIST[@]}"; do
 		if [ -n "${S2S_PIDFILE[$x]}" ]; then pids+=("$(tr -dc 0-9 <"${S2S_PIDFILE[$x]}")")
 		else pids+=("${S2S_PID[$x]}"); fi
 	done
-	ver="$s $(dpkg-query -W -f='${Version}' "$s")"
+	if [ "$s" = parley ]; then ver="parley $(src/parleyd --version | awk '{ print $2 }')"
+	else ver="$s $(dpkg-query -W -f='${Version}' "$s")"; fi
 	common=(-a "${S2S_IP[$a]}" -p "${S2S_C2S[$a]}" -h "${S2S_DOMAIN[$a]}"
 		--server2 "${S2S_IP[$b]}:${S2S_C2S[$b]}" --host2 "${S2S_DOMAIN[$b]}"
 		--tls none -n "$N" --scram-cache "$T/scram-$s.cache")

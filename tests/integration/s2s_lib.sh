@@ -40,7 +40,8 @@
 # Set before starting a server: S2S_LOG_LEVEL (debug; the bench uses warn), and config
 # extras: S2S_PROSODY_MODULES (more of modules_enabled, e.g. '"register";'),
 # S2S_PROSODY_CFG (global Lua lines), S2S_EJABBERD_YML (top-level YAML) and
-# S2S_EJABBERD_MODULES (lines under modules:, indented by two).
+# S2S_EJABBERD_MODULES (lines under modules:, indented by two), S2S_PARLEY_MODULES
+# (more <module/> elements in the host).
 # s2s_parley NAME DOMAIN IP [AUTH [CERT]] starts a parleyd the same way (a database
 # each: needs PARLEY_TEST_PG_BASE).
 # shellcheck shell=bash
@@ -51,7 +52,7 @@ S2S_PASS=${S2S_PASS:-s2s-password}
 S2S_LOG_LEVEL=${S2S_LOG_LEVEL:-debug}
 S2S_PROSODY_CFG=${S2S_PROSODY_CFG:-} S2S_PROSODY_MODULES=${S2S_PROSODY_MODULES:-}
 S2S_EJABBERD_YML=${S2S_EJABBERD_YML:-}
-S2S_EJABBERD_MODULES=${S2S_EJABBERD_MODULES:-}
+S2S_EJABBERD_MODULES=${S2S_EJABBERD_MODULES:-} S2S_PARLEY_MODULES=${S2S_PARLEY_MODULES:-}
 S2S_CA='' S2S_DNS_PORT='' S2S_DNS_PID='' S2S_DNS_ARGS=()
 declare -gA S2S_KIND=() S2S_DOMAIN=() S2S_IP=() S2S_C2S=() S2S_S2S=() S2S_DIR=() S2S_PID=()
 declare -gA S2S_LOG=() S2S_PIDFILE=()
@@ -559,7 +560,7 @@ s2s_parley() {
   <listen type="s2s" address="$ip" port="${S2S_S2S[$name]}"/>
   <host name="$domain" cert="$crt" key="$key">
     <module name="disco"/> <module name="roster"/> <module name="presence"/>
-    <module name="ping"/> <module name="version"/>
+    <module name="ping"/> <module name="version"/> ${S2S_PARLEY_MODULES:-}
   </host>
 </parley>
 XML
