@@ -28,7 +28,6 @@
 #include "module.h"
 #include "router.h"
 #include "server.h"
-#include "s2s.h"
 #include "session.h"
 #include "stanza_id.h"
 #include "users.h"
@@ -432,32 +431,37 @@ static int cmd_reload(struct out *o, int argc, char **argv)
 	return 0;
 }
 
-/* parleyctl s2s [list] | s2s close DOMAIN */
-static int cmd_s2s(struct out *o, int argc, char **argv)
-{
-	if (argc == 0 || strcmp(argv[0], "list") == 0) {
-		s2s_ctl_list(o->b, o->json);
-		return 0;
-	}
-	if (strcmp(argv[0], "close") == 0 && argc == 2) {
-		int n = s2s_ctl_close(argv[1]);
+/* ---- commands of core subsystems (ctl_register) ---- */
 
-		if (o->json)
-			evbuffer_add_printf(o->b, "{\"ok\":true,\"closed\":%d}\n", n);
-		else
-			evbuffer_add_printf(o->b, "%d stream%s closed\n", n, n == 1 ? "" : "s");
-		return 0;
+static struct {
+	const char *word;
+	ctl_core_fn fn;
+} core_commands[CTL_CORE_MAX];
+static size_t core_count;
+
+int ctl_register(const char *word, ctl_core_fn fn)
+{
+	if (core_count == CTL_CORE_MAX) {
+		log_error("ctl", "no room for the command %s (CTL_CORE_MAX)", word);
+		return -1;
 	}
-	evbuffer_add_printf(o->b, o->json ? "{\"ok\":false,\"error\":\"usage: s2s [list] | "
-			    "s2s close DOMAIN\"}\n" : "usage: s2s [list] | s2s close DOMAIN\n");
-	return -1;
+	core_commands[core_count].word = word;
+	core_commands[core_count++].fn = fn;
+	return 0;
+}
+
+static int core_command_run(struct out *o, const char *word, int argc, char **argv)
+{
+	for (size_t i = 0; i < core_count; i++)
+		if (strcmp(core_commands[i].word, word) == 0)
+			return core_commands[i].fn(o->b, o->json, argc, argv);
+	return -2;
 }
 
 static const struct {
 	const char *name;
 	int (*fn)(struct out *o, int argc, char **argv);
 } commands[] = {
-	{ "s2s", cmd_s2s },
 	{ "status", cmd_status }, { "stats", cmd_stats }, { "sessions", cmd_sessions },
 	{ "components", cmd_components }, { "kick", cmd_kick }, { "removed", cmd_removed },
 	{ "reload", cmd_reload },
@@ -503,8 +507,9 @@ static void ctl_read(struct bufferevent *bev, void *arg)
 				builtin = true;
 			}
 		}
-		if (!builtin && (rc = module_commands_run(&o, argv[1], argc - 2, argv + 2)) == -2)
-			rc = -1;	/* no module serves the word: unknown command */
+		if (!builtin && (rc = core_command_run(&o, argv[1], argc - 2, argv + 2)) == -2 &&
+		    (rc = module_commands_run(&o, argv[1], argc - 2, argv + 2)) == -2)
+			rc = -1;	/* no one serves the word: unknown command */
 		if (rc < 0 && evbuffer_get_length(body) == 0)
 			evbuffer_add_printf(body, o.json ? "{\"ok\":false,\"error\":"
 					    "\"unknown command\"}\n" : "unknown command\n");

@@ -1,7 +1,7 @@
 /*
  * router.c - where a stanza goes (RFC 6120 §10, RFC 6121 §8).
  *
- * The decisions, in order: a remote domain (s2s); a service
+ * The decisions, in order: a remote domain (the remote handler); a service
  * (its module's handlers, or the one handler of a service no module serves,
  * which takes everything); the host itself (its IQ handlers); a
  * local account's bare JID (account IQ handlers, presence hooks, message
@@ -16,7 +16,6 @@
 #include "delivery.h"
 #include "jid.h"
 #include "log.h"
-#include "s2s.h"
 #include "module.h"
 #include "session.h"
 #include "stanza.h"
@@ -40,6 +39,13 @@ static bool message_is(const struct xml_node *st, const char *t)
 	const char *type = xml_attr(st, "type");
 
 	return type ? strcmp(type, t) == 0 : strcmp(t, "normal") == 0;
+}
+
+static router_remote_fn remote;	/* router_set_remote */
+
+void router_set_remote(router_remote_fn fn)
+{
+	remote = fn;
 }
 
 /* Sends an error back to the sender, unless the stanza is an error itself. */
@@ -273,9 +279,12 @@ void router_route(struct xml_node *st)
 	if (!vh) {
 		if ((vh = service_find(to->domain)))
 			to_service(vh, st, from, to);
-		else {
-			s2s_route(st, from, to);	/* it answers what it cannot send */
+		else if (remote) {
+			remote(st, from, to);	/* it answers what it cannot send */
 			st = NULL;
+		} else {
+			bounce(st, "remote-server-not-found", "this server does not "
+			       "federate");
 		}
 		goto out;
 	}

@@ -4,8 +4,9 @@
  * router_route() takes a stanza whose from and to are set (and trusted: the
  * transport stamps from) and delivers it: to a local session, to the host's
  * handlers, to the service that serves the domain (conference.HOST), or answers
- * an error. Remote domains go to s2s (s2s.h), which answers what it cannot
- * deliver.
+ * an error. A domain that is neither goes to the remote-domain handler a
+ * transport installed (s2s does, at start), which answers what it cannot
+ * deliver; without one the router answers remote-server-not-found.
  */
 #ifndef PARLEY_ROUTER_H
 #define PARLEY_ROUTER_H
@@ -23,6 +24,12 @@ void router_route(struct xml_node *stanza);
  * bytes serialized once (xml_bytes) with the session's JID as 'to'. Anyone
  * else gets a copy with 'to' set, routed as router_route does. */
 void router_route_shared(const struct xml_node *st, const struct jid *to);
+
+/* Who takes stanzas for domains not served here: fn consumes st (from and to
+ * are the router's, valid for the call). NULL removes it. */
+typedef void (*router_remote_fn)(struct xml_node *st, const struct jid *from,
+				 const struct jid *to);
+void router_set_remote(router_remote_fn fn);
 
 /* Stanzas routed, and those answered with an error. */
 struct router_stats {

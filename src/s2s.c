@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "ctl.h"
 #include "db.h"
 #include "dialback.h"
 #include "log.h"
@@ -319,7 +320,8 @@ void s2s_route_down(struct s2s_route *r, struct s2s_queue *unacked, const char *
 	rearm(r);
 }
 
-void s2s_route(struct xml_node *st, const struct jid *from, const struct jid *to)
+/* The router's remote-domain handler (router_set_remote). */
+static void s2s_route(struct xml_node *st, const struct jid *from, const struct jid *to)
 {
 	const struct config_s2s *p = &server.cfg->s2s;
 	struct s2s_route *r;
@@ -415,10 +417,15 @@ void s2s_stream_header(char *buf, size_t len, const char *from, const char *to,
 
 /* ---- life ---- */
 
+static int ctl_s2s(struct evbuffer *b, bool json, int argc, char **argv);
+
 int s2s_init(void)
 {
 	if (!server.cfg->s2s.enabled)
 		log_info("s2s", "federation is off (<s2s enabled=\"false\">)");
+	router_set_remote(s2s_route);	/* it answers for the policy, too */
+	if (ctl_register("s2s", ctl_s2s) < 0)
+		return -1;
 	return s2s_in_init();
 }
 
@@ -455,7 +462,7 @@ void s2s_free(void)
 
 /* ---- parleyctl ---- */
 
-void s2s_ctl_list(struct evbuffer *b, bool json)
+static void ctl_list_streams(struct evbuffer *b, bool json)
 {
 	bool first = true;
 
@@ -493,9 +500,23 @@ void s2s_ctl_list(struct evbuffer *b, bool json)
 		evbuffer_add_printf(b, "]}\n");
 }
 
-int s2s_ctl_close(const char *domain)
+/* parleyctl s2s [list] | s2s close DOMAIN */
+static int ctl_s2s(struct evbuffer *b, bool json, int argc, char **argv)
 {
-	size_t n = s2s_out_close_domain(domain) + s2s_in_close_domain(domain);
+	if (argc == 0 || strcmp(argv[0], "list") == 0) {
+		ctl_list_streams(b, json);
+		return 0;
+	}
+	if (strcmp(argv[0], "close") == 0 && argc == 2) {
+		size_t n = s2s_out_close_domain(argv[1]) + s2s_in_close_domain(argv[1]);
 
-	return (int)n;
+		if (json)
+			evbuffer_add_printf(b, "{\"ok\":true,\"closed\":%zu}\n", n);
+		else
+			evbuffer_add_printf(b, "%zu stream%s closed\n", n, n == 1 ? "" : "s");
+		return 0;
+	}
+	evbuffer_add_printf(b, json ? "{\"ok\":false,\"error\":\"usage: s2s [list] | "
+			    "s2s close DOMAIN\"}\n" : "usage: s2s [list] | s2s close DOMAIN\n");
+	return -1;
 }

@@ -1,7 +1,9 @@
 /*
  * s2s.h - federation: server-to-server streams (RFC 6120 §4, §5, §6, §13).
  *
- * The router hands s2s every stanza for a domain that is not served here.
+ * s2s_init installs s2s as the router's remote-domain handler
+ * (router_set_remote): it gets every stanza for a domain not served here, and
+ * registers `parleyctl s2s` (ctl_register).
  * s2s keeps one route per (local domain, remote domain): a bounded queue that
  * waits while a stream is found (DNS SRV, XEP-0368), made (TLS), and
  * authenticated (SASL EXTERNAL with certificates, XEP-0178; or dialback,
@@ -30,12 +32,6 @@ void s2s_shutdown(void);
 /* At exit: frees what is left. */
 void s2s_free(void);
 
-/* A stanza for a domain that is not ours. Consumes the reference. */
-void s2s_route(struct xml_node *stanza, const struct jid *from, const struct jid *to);
-
-/* parleyctl s2s: the streams; parleyctl s2s close DOMAIN. */
-void s2s_ctl_list(struct evbuffer *b, bool json);
-int s2s_ctl_close(const char *domain);
 
 struct s2s_stats {
 	unsigned streams_in, streams_out;		/* open now */
