@@ -63,7 +63,7 @@ done
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # The harness of the s2s tests; its bail ends the script.
-top_srcdir=. PARLEY_TEST_KEEP=$KEEP
+top_srcdir=. PARLEY_TEST_KEEP=$KEEP PARLEY_BUILDDIR=$PWD	# absolute: configs name it
 # shellcheck source=tests/integration/lib.sh
 . tests/integration/lib.sh
 # shellcheck source=tests/integration/s2s_lib.sh

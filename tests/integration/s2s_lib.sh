@@ -317,11 +317,12 @@ s2s_logs() {
 	echo "# ---- $1 (${S2S_KIND[$1]:-?}) log ${S2S_LOG[$1]:-}:"
 	tail -n "${2:-40}" "${S2S_LOG[$1]:-/dev/null}" 2>/dev/null | sed 's/^/#   /'
 }
-# s2s_ready NAME: Prosody and ejabberd listen on their c2s and s2s ports; parleyd has
-# said " ready" (all its listeners are open: whether one is s2s, s2s_parley_s2s tells).
+# s2s_ready NAME: Prosody and ejabberd listen on their c2s and s2s ports; parleyd
+# answers on its control socket, opened after all its listeners (whether one is s2s,
+# s2s_parley_s2s tells). Its log's " ready" is at notice, not there at warn.
 s2s_ready() {
 	if [ "${S2S_KIND[$1]}" = parley ]; then
-		grep -q ' ready' "${S2S_LOG[$1]}" 2>/dev/null
+		"$B/src/parleyctl" -c "${S2S_DIR[$1]}/parley.xml" status >/dev/null 2>&1
 	else
 		s2s_listening "${S2S_IP[$1]}" "${S2S_C2S[$1]}" &&
 			s2s_listening "${S2S_IP[$1]}" "${S2S_S2S[$1]}"
