@@ -208,6 +208,9 @@ static void metrics(struct http_request *r, void *arg)
 		metric(b, "parley_s2s_queued", "gauge", "Stanzas waiting for a server-to-server "
 		       "stream.");
 		evbuffer_add_printf(b, "parley_s2s_queued %zu\n", x->queued);
+		metric(b, "parley_s2s_routes", "gauge", "Remote domains with a stream, a queue "
+		       "or a verification (per local domain).");
+		evbuffer_add_printf(b, "parley_s2s_routes %zu\n", x->routes);
 		metric(b, "parley_s2s_stanzas_total", "counter", "Stanzas over server-to-server "
 		       "streams.");
 		evbuffer_add_printf(b, "parley_s2s_stanzas_total{direction=\"in\"} %llu\n"

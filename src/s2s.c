@@ -28,6 +28,7 @@
 #include "router.h"
 #include "server.h"
 #include "stanza.h"
+#include "util.h"
 #include "vhost.h"
 
 struct s2s_stats s2s_counters;
@@ -38,14 +39,22 @@ const char *const s2s_auth_names[] = {
 
 static unsigned char secret[DIALBACK_SECRET_LEN];
 static bool have_secret;
-static struct s2s_route *routes;
+/* Routes by (local, remote): chained buckets, a power of two. */
+#define ROUTE_BUCKETS 1024
+static struct s2s_route *buckets[ROUTE_BUCKETS];
+static size_t nroutes;
+
+#define FOREACH_ROUTE(r) \
+	for (size_t b_ = 0; b_ < ROUTE_BUCKETS; b_++) \
+		for (struct s2s_route *r = buckets[b_]; r; r = r->next)
 
 static void route_timer(evutil_socket_t fd, short what, void *arg);
 
 const struct s2s_stats *s2s_stats(void)
 {
 	s2s_counters.queued = 0;
-	for (struct s2s_route *r = routes; r; r = r->next)
+	s2s_counters.routes = nroutes;
+	FOREACH_ROUTE(r)
 		s2s_counters.queued += r->queue.len;
 	return &s2s_counters;
 }
@@ -104,6 +113,7 @@ void s2s_queue_push(struct s2s_queue *q, struct xml_node *st, time_t since)
 	}
 	it->st = st;
 	it->since = since;
+	it->resends = 0;
 	it->next = NULL;
 	if (q->tail)
 		q->tail->next = it;
@@ -150,14 +160,29 @@ void s2s_queue_bounce(struct s2s_queue *q, const char *condition, const char *te
 
 /* ---- routes ---- */
 
+static struct s2s_route **bucket(const char *local, const char *remote)
+{
+	uint32_t h = util_hash32(local, strlen(local)) ^
+		     (util_hash32(remote, strlen(remote)) * 16777619u);
+
+	return &buckets[h & (ROUTE_BUCKETS - 1)];
+}
+
 struct s2s_route *s2s_route_find(const char *local, const char *remote, bool create)
 {
-	struct s2s_route *r;
+	struct s2s_route **b = bucket(local, remote), *r;
 
-	for (r = routes; r; r = r->next)
+	for (r = *b; r; r = r->next)
 		if (strcmp(r->local, local) == 0 && strcmp(r->remote, remote) == 0)
 			return r;
-	if (!create || !(r = calloc(1, sizeof(*r))))
+	if (!create)
+		return NULL;
+	if (nroutes >= S2S_ROUTES_MAX) {
+		log_warn("s2s", "%s -> %s: no route: %u remote domains are known already "
+			 "(S2S_ROUTES_MAX)", local, remote, S2S_ROUTES_MAX);
+		return NULL;
+	}
+	if (!(r = calloc(1, sizeof(*r))))
 		return NULL;
 	snprintf(r->local, sizeof(r->local), "%s", local);
 	snprintf(r->remote, sizeof(r->remote), "%s", remote);
@@ -165,9 +190,36 @@ struct s2s_route *s2s_route_find(const char *local, const char *remote, bool cre
 		free(r);
 		return NULL;
 	}
-	r->next = routes;
-	routes = r;
+	r->next = *b;
+	*b = r;
+	nroutes++;
 	return r;
+}
+
+static void route_free(struct s2s_route *r)
+{
+	for (struct s2s_route **pp = bucket(r->local, r->remote); *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	nroutes--;
+	while (r->queue.head)
+		xml_unref(s2s_queue_pop(&r->queue));
+	while (r->verifies) {
+		struct s2s_verify *v = r->verifies;
+
+		r->verifies = v->next;
+		free(v);
+	}
+	event_free(r->timer);
+	free(r);
+}
+
+static bool route_unused(const struct s2s_route *r)
+{
+	return r->state == ROUTE_IDLE && !r->out && !r->queue.head && !r->verifies;
 }
 
 static void arm(struct s2s_route *r, time_t at)
@@ -182,16 +234,17 @@ static void arm(struct s2s_route *r, time_t at)
  * stanza's deadline. */
 static void rearm(struct s2s_route *r)
 {
-	time_t at = 0;
+	time_t at = 0, t = server.cfg->s2s.connect_timeout;
 
 	if (r->state == ROUTE_WAITING)
 		at = r->retry_at;
-	if (r->queue.head && r->state != ROUTE_READY) {
-		time_t deadline = r->queue.head->since + server.cfg->s2s.connect_timeout;
-
-		if (!at || deadline < at)
-			at = deadline;
-	}
+	if (r->queue.head && r->state != ROUTE_READY && (!at || r->queue.head->since + t < at))
+		at = r->queue.head->since + t;
+	for (const struct s2s_verify *v = r->verifies; v; v = v->next)
+		if (!at || v->since + t < at)
+			at = v->since + t;
+	if (route_unused(r))
+		at = time(NULL);	/* it holds nothing: it goes, from the loop */
 	if (at)
 		arm(r, at);
 	else
@@ -211,11 +264,33 @@ static void connect_now(struct s2s_route *r)
 	rearm(r);
 }
 
+/* Verifications for incoming streams that waited longer than the connect
+ * timeout (all of them with all) are answered invalid: the authoritative
+ * server could not be asked. */
+static void verifies_fail(struct s2s_route *r, time_t now, bool all)
+{
+	time_t t = server.cfg->s2s.connect_timeout;
+
+	for (struct s2s_verify **pv = &r->verifies; *pv;) {
+		struct s2s_verify *v = *pv;
+
+		if (!all && v->since + t > now) {
+			pv = &v->next;
+			continue;
+		}
+		*pv = v->next;
+		r->nverifies--;
+		s2s_in_verify_result(v->in_serial, r->local, r->remote, v->id, false);
+		free(v);
+	}
+}
+
 /* Stanzas that waited longer than the connect timeout go back. */
 static void expire(struct s2s_route *r, time_t now)
 {
 	unsigned t = server.cfg->s2s.connect_timeout;
 
+	verifies_fail(r, now, false);
 	while (r->queue.head && r->queue.head->since + (time_t)t <= now) {
 		struct xml_node *st = s2s_queue_pop(&r->queue);
 		char text[600];
@@ -233,6 +308,11 @@ static void route_timer(evutil_socket_t fd, short what, void *arg)
 	time_t now = time(NULL);
 
 	(void)fd, (void)what;
+	if (route_unused(r)) {
+		log_debug("s2s", "%s -> %s: route idle, forgotten", r->local, r->remote);
+		route_free(r);
+		return;
+	}
 	if (r->state != ROUTE_READY)
 		expire(r, now);
 	if (r->state == ROUTE_WAITING && now >= r->retry_at &&
@@ -252,6 +332,7 @@ void s2s_route_ready(struct s2s_route *r)
 	struct xml_node *st;
 
 	r->state = ROUTE_READY;
+	r->ready_at = time(NULL);
 	r->failures = 0;
 	r->last_error[0] = '\0';
 	r->last_condition = NULL;
@@ -262,28 +343,52 @@ void s2s_route_ready(struct s2s_route *r)
 		s2s_out_send(r->out, st);
 }
 
+/* What the peer never acknowledged goes out again first, in order; its wait
+ * for a stream (connect-timeout) starts now. One that no stream acknowledged
+ * S2S_RESEND_MAX times goes back to its sender instead. */
+static void requeue(struct s2s_route *r, struct s2s_queue *unacked, time_t now)
+{
+	struct s2s_queue again = { 0 };
+	struct s2s_item *it;
+
+	while ((it = queue_take(unacked))) {
+		if (++it->resends > S2S_RESEND_MAX) {
+			char text[300];
+
+			snprintf(text, sizeof(text), "%.200s acknowledged none of %u sends",
+				 r->remote, S2S_RESEND_MAX);
+			s2s_bounce(it->st, "remote-server-timeout", text);
+			free(it);
+			continue;
+		}
+		it->since = now;
+		it->next = NULL;
+		if (again.tail)
+			again.tail->next = it;
+		else
+			again.head = it;
+		again.tail = it;
+		again.len++;
+	}
+	if (!again.head)
+		return;
+	s2s_counters.resent += again.len;
+	again.tail->next = r->queue.head;
+	if (!r->queue.head)
+		r->queue.tail = again.tail;
+	r->queue.head = again.head;
+	r->queue.len += again.len;
+}
+
 void s2s_route_down(struct s2s_route *r, struct s2s_queue *unacked, const char *condition,
 		    const char *why, bool definitive, bool was_ready)
 {
 	unsigned backoff;
+	time_t now = time(NULL);
 
 	r->out = NULL;
-	/* What the peer never acknowledged goes out again first, in order; its
-	 * wait for a stream (connect-timeout) starts now. */
-	if (unacked && unacked->head) {
-		time_t now = time(NULL);
-
-		for (struct s2s_item *it = unacked->head; it; it = it->next)
-			it->since = now;
-		s2s_counters.resent += unacked->len;
-		unacked->tail->next = r->queue.head;
-		if (!r->queue.head)
-			r->queue.tail = unacked->tail;
-		r->queue.head = unacked->head;
-		r->queue.len += unacked->len;
-		unacked->head = unacked->tail = NULL;
-		unacked->len = 0;
-	}
+	if (unacked)
+		requeue(r, unacked, now);
 	snprintf(r->last_error, sizeof(r->last_error), "%s", why ? why : "the stream ended");
 	r->last_condition = condition ? condition : "remote-server-timeout";
 	if (server.shutting_down) {
@@ -296,17 +401,20 @@ void s2s_route_down(struct s2s_route *r, struct s2s_queue *unacked, const char *
 
 		snprintf(text, sizeof(text), "cannot reach %.200s: %s", r->remote, r->last_error);
 		s2s_queue_bounce(&r->queue, r->last_condition, text);
+		verifies_fail(r, now, true);
 	}
-	if (was_ready && !definitive) {
-		/* A stream that was up went down: reconnect at once if anything waits
-		 * (the peer restarting, an idle close crossing a new stanza). */
+	if (was_ready && !definitive && now - r->ready_at >= S2S_STABLE_SECS) {
+		/* A stream that was up a while went down: reconnect at once if
+		 * anything waits (the peer restarting, an idle close crossing a new
+		 * stanza). One lost soon after it was made is a failed attempt:
+		 * back-off, not a loop. */
 		r->failures = 0;
 		if (r->queue.head || r->verifies) {
 			connect_now(r);
 			return;
 		}
 		r->state = ROUTE_IDLE;
-		evtimer_del(r->timer);
+		rearm(r);
 		return;
 	}
 	r->failures++;
@@ -314,7 +422,7 @@ void s2s_route_down(struct s2s_route *r, struct s2s_queue *unacked, const char *
 	if (backoff > server.cfg->s2s.retry_max)
 		backoff = server.cfg->s2s.retry_max;
 	r->state = ROUTE_WAITING;
-	r->retry_at = time(NULL) + backoff;
+	r->retry_at = now + backoff;
 	log_info("s2s", "%s -> %s: %s; next attempt in %u s", r->local, r->remote,
 		 r->last_error, backoff);
 	rearm(r);
@@ -342,17 +450,17 @@ static void s2s_route(struct xml_node *st, const struct jid *from, const struct 
 		return;
 	}
 	if (!(r = s2s_route_find(from->domain, to->domain, true))) {
-		s2s_bounce(st, "resource-constraint", "the server is out of memory");
+		s2s_bounce(st, "resource-constraint", "the server has no room for another route");
+		return;
+	}
+	if (r->queue.len >= p->queue) {	/* a ready stream has none waiting */
+		snprintf(text, sizeof(text), "%zu stanzas already wait for %s", r->queue.len,
+			 to->domain);
+		s2s_bounce(st, "resource-constraint", text);
 		return;
 	}
 	if (r->state == ROUTE_READY && r->out) {
 		s2s_out_send(r->out, st);	/* or, closing, into the queue */
-		return;
-	}
-	if (r->queue.len >= p->queue) {
-		snprintf(text, sizeof(text), "%zu stanzas already wait for %s", r->queue.len,
-			 to->domain);
-		s2s_bounce(st, "resource-constraint", text);
 		return;
 	}
 	/* Known to be down and not tried again before this stanza's time is up:
@@ -376,11 +484,16 @@ int s2s_verify_request(const char *local, const char *remote, const char *id,
 	struct s2s_route *r = s2s_route_find(local, remote, true);
 	struct s2s_verify *v;
 
-	if (!r || r->nverifies >= S2S_VERIFIES_MAX || !(v = calloc(1, sizeof(*v))))
+	if (!r)
 		return -1;
+	if (r->nverifies >= S2S_VERIFIES_MAX || !(v = calloc(1, sizeof(*v)))) {
+		rearm(r);	/* a new route, unused: it goes in time */
+		return -1;
+	}
 	snprintf(v->id, sizeof(v->id), "%s", id);
 	snprintf(v->key, sizeof(v->key), "%s", key);
 	v->in_serial = in_serial;
+	v->since = time(NULL);
 	v->next = r->verifies;
 	r->verifies = v;
 	r->nverifies++;
@@ -389,6 +502,8 @@ int s2s_verify_request(const char *local, const char *remote, const char *id,
 	else if (r->state == ROUTE_IDLE || (r->state == ROUTE_WAITING &&
 					    time(NULL) >= r->retry_at))
 		connect_now(r);
+	else
+		rearm(r);	/* its deadline */
 	return 0;
 }
 
@@ -432,7 +547,7 @@ int s2s_init(void)
 void s2s_shutdown(void)
 {
 	s2s_in_close_all("system-shutdown", "the server is shutting down");
-	for (struct s2s_route *r = routes; r; r = r->next) {
+	FOREACH_ROUTE(r) {
 		if (r->out)
 			s2s_out_close(r->out, "system-shutdown", "the server is shutting down");
 		s2s_queue_bounce(&r->queue, "remote-server-timeout", "the server is shutting down");
@@ -443,21 +558,9 @@ void s2s_free(void)
 {
 	s2s_in_free_all();
 	s2s_out_free_all();
-	while (routes) {
-		struct s2s_route *r = routes;
-
-		routes = r->next;
-		while (r->queue.head)
-			xml_unref(s2s_queue_pop(&r->queue));
-		while (r->verifies) {
-			struct s2s_verify *v = r->verifies;
-
-			r->verifies = v->next;
-			free(v);
-		}
-		event_free(r->timer);
-		free(r);
-	}
+	for (size_t b = 0; b < ROUTE_BUCKETS; b++)
+		while (buckets[b])
+			route_free(buckets[b]);
 }
 
 /* ---- parleyctl ---- */
@@ -467,7 +570,7 @@ static void ctl_list_streams(struct evbuffer *b, bool json)
 	bool first = true;
 
 	if (json)
-		evbuffer_add_printf(b, "{\"ok\":true,\"streams\":[");
+		evbuffer_add_printf(b, "{\"ok\":true,\"routes\":%zu,\"streams\":[", nroutes);
 	else
 		evbuffer_add_printf(b, "%-3s %-28s %-28s %-13s %-8s %5s %8s %8s %s\n", "DIR",
 				    "LOCAL", "REMOTE", "AUTH", "TLS", "QUEUE", "IN", "OUT",
@@ -478,7 +581,7 @@ static void ctl_list_streams(struct evbuffer *b, bool json)
 		evbuffer_add_printf(b, "],\"waiting\":[");
 		first = true;
 	}
-	for (struct s2s_route *r = routes; r; r = r->next) {
+	FOREACH_ROUTE(r) {
 		if (r->state == ROUTE_READY || (r->state == ROUTE_IDLE && !r->queue.len))
 			continue;
 		if (json) {

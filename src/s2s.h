@@ -40,6 +40,7 @@ struct s2s_stats {
 	unsigned long long bounced, resent, auth_failures;
 	unsigned long long dialback_verified, external_ok;
 	size_t queued;					/* waiting in every route */
+	size_t routes;					/* (local, remote) pairs known */
 };
 const struct s2s_stats *s2s_stats(void);
 

@@ -61,6 +61,7 @@ struct s2s_in {
 	char local[JID_PART_MAX + 1];	/* the header's to */
 	char from[JID_PART_MAX + 1];	/* the header's from, "" when none */
 	bool opened, closing, restart, paused, feeding, dead, counted_ip;
+	bool overflowed;		/* over S2S_OUTPUT_MAX: closing */
 	bool stopping;			/* shutting down: closes once what it took is delivered */
 	bool version, sasl_done;
 	struct pair pairs[S2S_PAIRS_MAX];
@@ -83,10 +84,19 @@ static void feed(struct s2s_in *i);
 
 /* ---- output ---- */
 
+static void stream_error(struct s2s_in *i, const char *condition, const char *text);
+
+/* A peer that asks (<db:verify/>, <r/>) and reads nothing does not grow our
+ * memory: over S2S_OUTPUT_MAX, the stream ends. */
 static void write_el(struct s2s_in *i, const struct xml_node *n)
 {
-	if (i->conn && !i->closing)
-		conn_write_xml(i->conn, n, NS_CLIENT);
+	if (!i->conn || i->closing)
+		return;
+	conn_write_xml(i->conn, n, NS_CLIENT);
+	if (!i->overflowed && conn_output_pending(i->conn) > S2S_OUTPUT_MAX) {
+		i->overflowed = true;
+		stream_error(i, "resource-constraint", "you read nothing we send");
+	}
 }
 
 static void send_ack(struct s2s_in *i)
@@ -143,7 +153,7 @@ static void end_stream(struct s2s_in *i)
 
 static void send_header(struct s2s_in *i)
 {
-	char buf[1024];
+	char buf[S2S_HEADER_MAX];
 
 	s2s_stream_header(buf, sizeof(buf), i->local[0] ? i->local : "", i->from[0] ? i->from
 			  : NULL, i->id, i->version);
@@ -387,7 +397,8 @@ static void db_answer(struct s2s_in *i, const char *name, const char *from, cons
 		xml_unref(r);
 		return;
 	}
-	if (condition && (e = xml_add_child(r, "error", NULL))) {
+	/* XEP-0220 §2.4: the <error/> of a stanza, in the stream's namespace. */
+	if (condition && (e = xml_add_child(r, "error", NS_CLIENT))) {
 		xml_attr_set(e, "type", stanza_error_type(condition));
 		xml_add_child(e, condition, "urn:ietf:params:xml:ns:xmpp-stanzas");
 	}
@@ -408,6 +419,10 @@ static void on_db_result(struct s2s_in *i, struct xml_node *el)
 	}
 	if (!s2s_is_local(local)) {
 		db_answer(i, "result", local, remote, NULL, "error", "item-not-found");
+		return;
+	}
+	if (s2s_is_local(remote)) {	/* we are not our own peer */
+		db_answer(i, "result", local, remote, NULL, "error", "not-authorized");
 		return;
 	}
 	if (!config_s2s_allowed(&server.cfg->s2s, remote)) {
@@ -700,8 +715,10 @@ static void feed(struct s2s_in *i)
 
 		if (i->restart) {
 			i->restart = false;
-			if (xmlstream_reset(i->xs) < 0)
+			if (xmlstream_reset(i->xs) < 0) {
+				stream_error(i, "internal-server-error", "out of memory");
 				break;
+			}
 		}
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			break;

@@ -25,6 +25,11 @@
 #define S2S_PAIRS_MAX 16	/* domain pairs one incoming stream may carry */
 #define S2S_VERIFIES_MAX 64	/* dialback verifications waiting per route */
 #define S2S_UNACKED_MAX 10000	/* stanzas sent and not yet acked (XEP-0198) */
+#define S2S_ROUTES_MAX 10000	/* (local, remote) pairs known at once; idle ones go */
+#define S2S_RESEND_MAX 3	/* sends of one stanza no stream acknowledged */
+#define S2S_STABLE_SECS 10	/* a stream up for less, then lost, is a failed attempt */
+#define S2S_OUTPUT_MAX (4u << 20)	/* bytes written and not yet read by the peer */
+#define S2S_HEADER_MAX (2 * JID_PART_MAX + 512)	/* our stream header */
 
 struct s2s_out;
 struct s2s_in;
@@ -34,10 +39,11 @@ enum s2s_auth { S2S_AUTH_NONE, S2S_AUTH_EXTERNAL, S2S_AUTH_DIALBACK, S2S_AUTH_CE
 extern const char *const s2s_auth_names[];
 
 /* A stanza waiting, with when it started waiting (bounce after the
- * connect-timeout). */
+ * connect-timeout), and how often a stream lost it unacknowledged. */
 struct s2s_item {
 	struct xml_node *st;
 	time_t since;
+	unsigned resends;
 	struct s2s_item *next;
 };
 
@@ -52,6 +58,7 @@ struct s2s_verify {
 	char id[80];			/* the incoming stream's id */
 	char key[72];
 	uint64_t in_serial;		/* the incoming stream that asked */
+	time_t since;			/* answered invalid after the connect-timeout */
 	struct s2s_verify *next;
 };
 
@@ -71,10 +78,11 @@ struct s2s_route {
 	struct s2s_out *out;
 	unsigned failures;		/* attempts failed in a row */
 	time_t retry_at;		/* ROUTE_WAITING: when the next attempt may start */
+	time_t ready_at;		/* when the stream last became ready */
 	char last_error[160];		/* why the last attempt failed, for bounces */
 	const char *last_condition;	/* remote-server-not-found or -timeout */
-	struct event *timer;		/* back-off and queue expiry */
-	struct s2s_route *next;
+	struct event *timer;		/* back-off, queue expiry, idle route's end */
+	struct s2s_route *next;		/* in its hash bucket */
 };
 
 /* ---- s2s.c ---- */
@@ -84,6 +92,9 @@ const unsigned char *s2s_secret(size_t *len);
 bool s2s_is_local(const char *domain);
 /* Whether the policy needs a valid certificate from domain. */
 bool s2s_needs_cert(const char *domain);
+/* With create, a new route when none is known (NULL at S2S_ROUTES_MAX or
+ * without memory). A route idle and empty (no stream, nothing queued, no
+ * verification) goes away: a pointer to one is good until the loop runs. */
 struct s2s_route *s2s_route_find(const char *local, const char *remote, bool create);
 /* The outgoing stream is authenticated: the queue goes out. */
 void s2s_route_ready(struct s2s_route *r);

@@ -70,6 +70,7 @@ struct s2s_out {
 	bool offered_sm, offered_dialback, offered_external, offered_tls;
 	bool tls_valid;			/* the peer's certificate is valid for remote */
 	bool was_ready;
+	bool probed;			/* idle with unacked stanzas: <r/> sent, no <a/> yet */
 	bool definitive;		/* the failure is not one a retry fixes */
 	enum s2s_auth auth;
 	/* XEP-0198 */
@@ -88,18 +89,23 @@ static const struct xmlstream_callbacks out_cbs;
 static void try_next(struct s2s_out *o);
 static void feed(struct s2s_out *o);
 static void fail(struct s2s_out *o, const char *condition, const char *why, bool definitive);
+static void note_why(struct s2s_out *o, const char *condition, const char *why);
 
 /* ---- output ---- */
 
+static void check_output(struct s2s_out *o);
+
 static void write_el(struct s2s_out *o, const struct xml_node *n)
 {
-	if (o->conn && o->state != O_CLOSING)
+	if (o->conn && o->state != O_CLOSING) {
 		conn_write_xml(o->conn, n, NS_CLIENT);
+		check_output(o);
+	}
 }
 
 static void send_header(struct s2s_out *o)
 {
-	char buf[1024];
+	char buf[S2S_HEADER_MAX];
 
 	s2s_stream_header(buf, sizeof(buf), o->route->local, o->route->remote, NULL, true);
 	conn_write(o->conn, buf, strlen(buf));
@@ -145,6 +151,16 @@ void s2s_out_send(struct s2s_out *o, struct xml_node *st)
 		/* The peer acknowledges nothing: a new stream, rather than growing;
 		 * what it did not acknowledge goes out again there, in order. */
 		s2s_out_close(o, "resource-constraint", "you acknowledge nothing we send");
+	}
+}
+
+/* After a write: a peer that reads nothing does not grow our memory. What it
+ * did not acknowledge goes out again on the next stream. */
+static void check_output(struct s2s_out *o)
+{
+	if (o->conn && o->state != O_CLOSING && conn_output_pending(o->conn) > S2S_OUTPUT_MAX) {
+		note_why(o, "remote-server-timeout", "the peer reads nothing we send");
+		s2s_out_close(o, "resource-constraint", "you read nothing we send");
 	}
 }
 
@@ -418,6 +434,21 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		s2s_out_close(o, NULL, NULL);
 		return;
 	}
+	if (now - o->active >= (time_t)idle) {
+		/* Idle with stanzas unacknowledged: ask once; a peer that does not
+		 * answer by the next tick is gone, and they go on a new stream. */
+		if (o->probed) {
+			log_info("s2s", "%s -> %s: %zu stanza(s) unacknowledged for %u s, "
+				 "closing", o->route->local, o->route->remote, o->unacked.len,
+				 idle);
+			note_why(o, "remote-server-timeout", "the peer acknowledged nothing");
+			s2s_out_close(o, "connection-timeout", "you acknowledged nothing");
+			return;
+		}
+		o->probed = true;
+		o->active = now;
+		request_ack(-1, 0, o);
+	}
 	struct timeval tv = { idle - (now - o->active > (time_t)idle ? idle : now - o->active) + 1,
 			      0 };
 	evtimer_add(o->timer, &tv);
@@ -524,6 +555,20 @@ static void start_dialback(struct s2s_out *o)
 	s2s_out_verifies(o);
 }
 
+/* Dialback, where the peer takes it: XEP-0220 §2.1, a server of version 1.0
+ * that does says so in its features (an older one has none to say it with). */
+static void try_dialback(struct s2s_out *o)
+{
+	if (!o->offered_dialback && o->version) {
+		note_why(o, "remote-server-not-found", o->external_failed
+			 ? "the peer refused our certificate and offers no dialback"
+			 : "the peer offers neither SASL EXTERNAL nor dialback");
+		stream_error(o, "policy-violation", "no authentication method in common", true);
+		return;
+	}
+	start_dialback(o);
+}
+
 /* What to do with the features the peer offers. */
 static void features(struct s2s_out *o, struct xml_node *f)
 {
@@ -552,7 +597,7 @@ static void features(struct s2s_out *o, struct xml_node *f)
 	if (o->state != O_OPENING)
 		return;
 	if (!conn_is_tls(o->conn)) {
-		if (o->offered_tls && tls_available()) {
+		if (o->offered_tls) {	/* with our certificate, or none */
 			struct xml_node *s = xml_new("starttls", NS_TLS);
 
 			if (!s) {
@@ -565,17 +610,16 @@ static void features(struct s2s_out *o, struct xml_node *f)
 			return;
 		}
 		if (s2s_needs_cert(remote)) {
-			stream_error(o, "policy-violation", "this server requires TLS", true);
 			note_why(o, "remote-server-not-found", "the peer offers no TLS and the "
 				 "policy requires a valid certificate");
+			stream_error(o, "policy-violation", "this server requires TLS", true);
 			return;
 		}
-		o->state = O_DIALBACK;
-		start_dialback(o);
+		try_dialback(o);
 		return;
 	}
 	if (o->offered_external && !o->external_failed) {
-		char b64[512];
+		char b64[(JID_PART_MAX + 2) / 3 * 4 + 1];	/* the authzid: our domain */
 		struct xml_node *a = xml_new("auth", NS_SASL);
 
 		base64_encode(o->route->local, strlen(o->route->local), b64);
@@ -591,7 +635,7 @@ static void features(struct s2s_out *o, struct xml_node *f)
 		s2s_out_verifies(o);
 		return;
 	}
-	start_dialback(o);
+	try_dialback(o);
 }
 
 /* TLS is up: whose certificate is it? */
@@ -691,6 +735,7 @@ static void on_ack(struct s2s_out *o, struct xml_node *el)
 			     false);
 		return;
 	}
+	o->probed = false;
 	for (uint32_t i = 0; i < n; i++)
 		xml_unref(s2s_queue_pop(&o->unacked));
 	o->acked = (uint32_t)h;
@@ -740,7 +785,7 @@ static void on_element(void *arg, struct xml_node *el)
 			log_info("s2s", "%s -> %s: SASL EXTERNAL refused, trying dialback",
 				 o->route->local, o->route->remote);
 			o->external_failed = true;
-			start_dialback(o);
+			try_dialback(o);
 		}
 	} else if (strcmp(ns, NS_DIALBACK) == 0 && strcmp(el->name, "result") == 0) {
 		on_db_result(o, el);
@@ -802,8 +847,10 @@ static void feed(struct s2s_out *o)
 
 		if (o->restart) {
 			o->restart = false;
-			if (xmlstream_reset(o->xs) < 0)
+			if (xmlstream_reset(o->xs) < 0) {
+				stream_error(o, "internal-server-error", "out of memory", false);
 				break;
+			}
 		}
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			break;
@@ -908,12 +955,15 @@ size_t s2s_out_close_domain(const char *domain)
 {
 	size_t n = 0;
 
-	for (struct s2s_out *o = outs; o; o = o->next) {
+	/* A stream still resolving goes at once: its route backs off (and a new
+	 * stream that starts meanwhile is at the head, not after next). */
+	for (struct s2s_out *o = outs, *next; o; o = next) {
+		next = o->next;
 		if (strcmp(o->route->remote, domain) != 0 || o->state == O_CLOSING)
 			continue;
 		n++;
-		if (o->conn)
-			s2s_out_close(o, "policy-violation", "closed by the administrator");
+		note_why(o, "remote-server-timeout", "closed by the administrator");
+		s2s_out_close(o, "policy-violation", "closed by the administrator");
 	}
 	return n;
 }

@@ -100,6 +100,7 @@ const char *conn_peer(const struct conn *c) { (void)c; return "192.0.2.7"; }
 void conn_set_timeout(struct conn *c, unsigned seconds) { (void)c, (void)seconds; }
 void conn_pause(struct conn *c, bool paused) { c->paused = paused; }
 void conn_close(struct conn *c) { c->closed = true; }
+size_t conn_output_pending(const struct conn *c) { return evbuffer_get_length(c->out); }
 
 int conn_write(struct conn *c, const void *data, size_t len)
 {

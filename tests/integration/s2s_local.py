@@ -212,7 +212,7 @@ def count(pb, b, pw, n, secs):
     bob.close()
 
 
-def raw(port, host, frm, case):
+def raw(port, host, frm, case, secs=None):
     s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
     hdr = ("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='%s' "
            "xmlns:db='jabber:server:dialback' to='%s' from='%s' version='1.0'>" %
@@ -220,6 +220,8 @@ def raw(port, host, frm, case):
     want = {"unknown-host": "host-unknown", "denied": "policy-violation",
             "unauthenticated": "not-authorized", "namespace": "invalid-namespace",
             "dialback-invalid": "type='invalid'",
+            "dialback-unreachable": "type='invalid'",
+            "dialback-self": "not-authorized",
             "stanza-before-auth": "not-authorized"}[case]
     if case == "namespace":
         hdr = hdr.replace("jabber:server'", "jabber:client'", 1)
@@ -227,16 +229,20 @@ def raw(port, host, frm, case):
     if case == "stanza-before-auth":
         s.sendall(b"<message to='alice@%s' from='x@%s'><body>spoof</body></message>" %
                   (host.encode(), frm.encode()))
-    if case in ("unauthenticated", "dialback-invalid"):
+    if case in ("unauthenticated", "dialback-invalid", "dialback-unreachable",
+                "dialback-self"):
         s.sendall(b"<db:result from='%s' to='%s'>00</db:result>" % (frm.encode(),
                                                                     host.encode()))
     data = b""
-    deadline = time.time() + 10
+    # An authoritative server that cannot be found: the answer comes within the
+    # connect-timeout (secs, given after the case).
+    deadline = time.time() + (int(secs) if secs else 10)
     while time.time() < deadline and b"</stream:stream>" not in data:
+        s.settimeout(max(0.1, min(10, deadline - time.time())))
         try:
             chunk = s.recv(65536)
         except socket.timeout:
-            break
+            continue
         if not chunk:
             break
         data += chunk
@@ -244,6 +250,10 @@ def raw(port, host, frm, case):
     text = data.decode(errors="replace")
     tap(("<%s " % want) in text or ("<%s/>" % want) in text or want in text,
         "a raw s2s stream (%s) is answered with %s" % (case, want), text[-600:])
+    if case == "dialback-self":
+        # XEP-0220 §2.4: the error inside <db:result/> is the stream's <error/>.
+        tap("<error " in text and "db:error" not in text,
+            "the dialback error is an <error/> of jabber:server", text[-600:])
 
 
 if __name__ == "__main__":
