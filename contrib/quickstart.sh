@@ -58,7 +58,9 @@ cat <<INFO
     config     $VAR/parley.xml
     database   $CONNINFO
     test user  $TEST_JID  password $TEST_PASSWORD  (self-signed certificate)
-    ports      5222 (STARTTLS), 5223 (direct TLS)
+    ports      5222 (STARTTLS), 5223 (direct TLS); WebSocket
+               ws://$HOST:5280/xmpp-websocket, BOSH http://$HOST:5280/http-bind
+    federation 5269 (STARTTLS), 5270 (direct TLS): src/parleyctl -c $VAR/parley.xml s2s
     component  bot.$HOST on 127.0.0.1:5347, secret $COMPONENT_SECRET
     admin      src/parleyctl -c $VAR/parley.xml help
   Ctrl-C stops it.

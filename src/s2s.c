@@ -568,6 +568,7 @@ void s2s_free(void)
 static void ctl_list_streams(struct evbuffer *b, bool json)
 {
 	bool first = true;
+	size_t waiting = 0;
 
 	if (json)
 		evbuffer_add_printf(b, "{\"ok\":true,\"routes\":%zu,\"streams\":[", nroutes);
@@ -593,6 +594,7 @@ static void ctl_list_streams(struct evbuffer *b, bool json)
 					    r->queue.len, r->failures);
 			first = false;
 		} else if (r->state != ROUTE_CONNECTING || !r->out) {
+			waiting++;
 			evbuffer_add_printf(b, "%-3s %-28s %-28s %-13s %-8s %5zu %8s %8s %s\n",
 					    "out", r->local, r->remote,
 					    r->state == ROUTE_WAITING ? "(waiting)" : "(idle)",
@@ -601,6 +603,8 @@ static void ctl_list_streams(struct evbuffer *b, bool json)
 	}
 	if (json)
 		evbuffer_add_printf(b, "]}\n");
+	else if (first && !waiting)
+		evbuffer_add_printf(b, "(no server-to-server stream, no remote domain waiting)\n");
 }
 
 /* parleyctl s2s [list] | s2s close DOMAIN */

@@ -346,8 +346,10 @@ static void on_addrs(void *arg, const struct sockaddr_storage *a, size_t n, cons
 
 	o->q = NULL;
 	if (!n) {
-		snprintf(why, sizeof(why), "%s: %s", o->targets[o->ti].host,
-			 err ? err : "no address");
+		if (err)	/* it names the host */
+			snprintf(why, sizeof(why), "%s", err);
+		else
+			snprintf(why, sizeof(why), "%s: no address", o->targets[o->ti].host);
 		note_why(o, "remote-server-not-found", why);
 		o->ti++;
 		try_next(o);
