@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "ctl.h"
 #include "jid.h"
 #include "listener.h"
 #include "log.h"
@@ -656,6 +657,8 @@ static void cs_accept(evutil_socket_t fd, const struct sockaddr *sa,
 
 /* ---- start and stop ---- */
 
+static int ctl_components(struct evbuffer *b, bool json, int argc, char **argv);
+
 int components_init(const struct config *cfg, bool check_only, struct config_errors *errs)
 {
 	bool listening = false;
@@ -697,6 +700,8 @@ int components_init(const struct config *cfg, bool check_only, struct config_err
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		if (cfg->listeners[i].type == LISTEN_COMPONENT)
 			listening = true;
+	if (!check_only && ctl_register("components", ctl_components) < 0)
+		rc = -1;
 	if (check_only)
 		return rc;
 	if (listener_register(LISTEN_COMPONENT, cs_accept) < 0)
@@ -751,4 +756,48 @@ void component_foreach(void (*fn)(const struct component_info *ci, void *arg), v
 }
 
 unsigned components_connected(void) { return reg.connected; }
+
+/* parleyctl components: every configured component, connected or not;
+ * counters since start. */
+static int ctl_components(struct evbuffer *b, bool json, int argc, char **argv)
+{
+	time_t now = time(NULL);
+
+	(void)argc, (void)argv;
+	if (json)
+		evbuffer_add_printf(b, "{\"ok\":true,\"components\":[");
+	else
+		evbuffer_add_printf(b, "%-32s %-9s %-20s %-9s %10s %10s\n", "DOMAIN",
+				    "CONNECTED", "ADDRESS", "AGE", "STANZAS IN", "OUT");
+	for (size_t i = 0; i < reg.n; i++) {
+		const struct component *c = &reg.list[i];
+		long age = c->stream ? (long)(now - c->since) : -1;
+
+		if (json) {
+			evbuffer_add_printf(b, "%s{\"domain\":", i ? "," : "");
+			ctl_json_str(b, c->cfg->domain);
+			evbuffer_add_printf(b, ",\"connected\":%s,\"address\":",
+					    c->stream ? "true" : "false");
+			if (c->stream) {
+				ctl_json_str(b, c->stream->peer);
+				evbuffer_add_printf(b, ",\"seconds\":%ld", age);
+			} else {
+				evbuffer_add_printf(b, "null,\"seconds\":null");
+			}
+			evbuffer_add_printf(b, ",\"stanzas_in\":%llu,\"stanzas_out\":%llu,"
+					    "\"bounced\":%llu}", c->in, c->out, c->bounced);
+		} else {
+			char agebuf[24] = "-";
+
+			if (c->stream)
+				snprintf(agebuf, sizeof(agebuf), "%lds", age);
+			evbuffer_add_printf(b, "%-32s %-9s %-20s %-9s %10llu %10llu\n",
+					    c->cfg->domain, c->stream ? "yes" : "no",
+					    c->stream ? c->stream->peer : "-", agebuf, c->in, c->out);
+		}
+	}
+	if (json)
+		evbuffer_add_printf(b, "],\"connected\":%u}\n", reg.connected);
+	return 0;
+}
 unsigned component_streams_open(void) { return reg.open; }

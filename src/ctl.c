@@ -21,7 +21,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "component.h"
 #include "db.h"
 #include "jid.h"
 #include "log.h"
@@ -43,7 +42,7 @@ struct out {
 	bool first;	/* no element written yet in the current JSON list */
 };
 
-static void json_str(struct evbuffer *b, const char *s)
+void ctl_json_str(struct evbuffer *b, const char *s)
 {
 	evbuffer_add(b, "\"", 1);
 	for (; s && *s; s++) {
@@ -70,7 +69,7 @@ static int cmd_status(struct out *o, int argc, char **argv)
 		for (size_t i = 0; i < vhost_count(); i++) {
 			if (i)
 				evbuffer_add(o->b, ",", 1);
-			json_str(o->b, vhost_name(vhost_at(i)));
+			ctl_json_str(o->b, vhost_name(vhost_at(i)));
 		}
 		evbuffer_add_printf(o->b, "],\"sessions\":%zu,\"db_connected\":%u}\n",
 				    sm_count(), db_connected(server.db));
@@ -127,9 +126,9 @@ static void list_session(struct session *s, void *arg)
 
 	if (o->json) {
 		evbuffer_add_printf(o->b, "%s{\"jid\":", o->first ? "" : ",");
-		json_str(o->b, session_jid(s)->full);
+		ctl_json_str(o->b, session_jid(s)->full);
 		evbuffer_add_printf(o->b, ",\"address\":");
-		json_str(o->b, session_address(s));
+		ctl_json_str(o->b, session_address(s));
 		evbuffer_add_printf(o->b, ",\"transport\":\"%s\",\"tls\":%s,\"priority\":%d,\"available\":%s,"
 				    "\"detached\":%s,\"seconds\":%ld}", session_transport(s),
 				    session_tls(s) ? "true" : "false", session_priority(s),
@@ -163,54 +162,6 @@ static int cmd_sessions(struct out *o, int argc, char **argv)
 	sm_foreach(host, list_session, o);
 	if (o->json)
 		evbuffer_add_printf(o->b, "],\"count\":%zu}\n", sm_count());
-	return 0;
-}
-
-static void list_component(const struct component_info *ci, void *arg)
-{
-	struct out *o = arg;
-	long age = ci->connected ? (long)(time(NULL) - ci->since) : -1;
-
-	if (o->json) {
-		evbuffer_add_printf(o->b, "%s{\"domain\":", o->first ? "" : ",");
-		json_str(o->b, ci->domain);
-		evbuffer_add_printf(o->b, ",\"connected\":%s,\"address\":",
-				    ci->connected ? "true" : "false");
-		if (ci->connected)
-			json_str(o->b, ci->address);
-		else
-			evbuffer_add(o->b, "null", 4);
-		if (ci->connected)
-			evbuffer_add_printf(o->b, ",\"seconds\":%ld", age);
-		else
-			evbuffer_add_printf(o->b, ",\"seconds\":null");
-		evbuffer_add_printf(o->b, ",\"stanzas_in\":%llu,\"stanzas_out\":%llu,"
-				    "\"bounced\":%llu}", ci->stanzas_in, ci->stanzas_out,
-				    ci->bounced);
-	} else {
-		char agebuf[24] = "-";
-
-		if (ci->connected)
-			snprintf(agebuf, sizeof(agebuf), "%lds", age);
-		evbuffer_add_printf(o->b, "%-32s %-9s %-20s %-9s %10llu %10llu\n", ci->domain,
-				    ci->connected ? "yes" : "no", ci->connected ? ci->address
-				    : "-", agebuf, ci->stanzas_in, ci->stanzas_out);
-	}
-	o->first = false;
-}
-
-/* Every configured component, connected or not; counters since start. */
-static int cmd_components(struct out *o, int argc, char **argv)
-{
-	o->first = true;
-	if (o->json)
-		evbuffer_add_printf(o->b, "{\"ok\":true,\"components\":[");
-	else
-		evbuffer_add_printf(o->b, "%-32s %-9s %-20s %-9s %10s %10s\n", "DOMAIN",
-				    "CONNECTED", "ADDRESS", "AGE", "STANZAS IN", "OUT");
-	component_foreach(list_component, o);
-	if (o->json)
-		evbuffer_add_printf(o->b, "],\"connected\":%u}\n", components_connected());
 	return 0;
 }
 
@@ -339,7 +290,7 @@ void ctl_printf(struct ctl_reply *r, const char *fmt, ...)
 void ctl_str(struct ctl_reply *r, const char *s)
 {
 	if (s)
-		json_str(r->b, s);
+		ctl_json_str(r->b, s);
 	else
 		evbuffer_add(r->b, "null", 4);
 }
@@ -351,7 +302,7 @@ void ctl_list(struct ctl_reply *r, const char *key, const char *header)
 	r->list = r->first = true;
 	if (r->json) {
 		evbuffer_add(r->b, ",", 1);
-		json_str(r->b, key);
+		ctl_json_str(r->b, key);
 		evbuffer_add(r->b, ":[", 2);
 	} else if (header) {
 		evbuffer_add_printf(r->b, "%s\n", header);
@@ -407,7 +358,7 @@ static int module_commands_run(struct out *o, const char *word, int argc, char *
 
 		if (o->json) {
 			evbuffer_add_printf(o->b, "{\"ok\":false,\"error\":");
-			json_str(o->b, msg);
+			ctl_json_str(o->b, msg);
 			evbuffer_add_printf(o->b, "}\n");
 		} else {
 			evbuffer_add_printf(o->b, "%s\n", msg);
@@ -441,6 +392,9 @@ static size_t core_count;
 
 int ctl_register(const char *word, ctl_core_fn fn)
 {
+	for (size_t i = 0; i < core_count; i++)
+		if (strcmp(core_commands[i].word, word) == 0 && core_commands[i].fn == fn)
+			return 0;	/* again, after a reload */
 	if (core_count == CTL_CORE_MAX) {
 		log_error("ctl", "no room for the command %s (CTL_CORE_MAX)", word);
 		return -1;
@@ -463,7 +417,7 @@ static const struct {
 	int (*fn)(struct out *o, int argc, char **argv);
 } commands[] = {
 	{ "status", cmd_status }, { "stats", cmd_stats }, { "sessions", cmd_sessions },
-	{ "components", cmd_components }, { "kick", cmd_kick }, { "removed", cmd_removed },
+	{ "kick", cmd_kick }, { "removed", cmd_removed },
 	{ "reload", cmd_reload },
 };
 

@@ -23,11 +23,13 @@ void ctl_commands_remove(struct module *m);
  * `parleyctl s2s`), registered at start-up so ctl.c names no transport. fn
  * writes the whole reply to out, text or, with json, one JSON object with
  * "ok", and returns 0, or -1 for a failure (ERR). At most CTL_CORE_MAX words;
- * -1 when full. */
+ * -1 when full; registering the same word and fn again is a no-op. */
 struct evbuffer;
 typedef int (*ctl_core_fn)(struct evbuffer *out, bool json, int argc, char **argv);
 #define CTL_CORE_MAX 8
 int ctl_register(const char *word, ctl_core_fn fn);
+/* A JSON string, quoted and escaped, for such a reply. */
+void ctl_json_str(struct evbuffer *out, const char *s);
 
 #define CTL_LINE_MAX 4096
 #define CTL_ARGS_MAX 8
